@@ -1,0 +1,1 @@
+"""The checks, one module per mail standard, and the registry that names them."""

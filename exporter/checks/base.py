@@ -1,0 +1,141 @@
+"""What every check shares: its protocol, its targets, and what a run produces.
+
+A check is a small function of DNS (or SMTP) answers. It asks, classifies and
+records samples and findings; it never formats metrics, never sleeps, and
+lets :class:`exporter.dns.LookupFailed` propagate when it cannot classify an
+unanswered lookup. The scheduler, ``/probe`` and the tests all read the same
+:class:`Result`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from exporter.dns import Resolver
+
+if TYPE_CHECKING:
+    from exporter.config import Config
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One metric a check may emit: the contract documented in docs/metrics.md."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    metric: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return (self.metric, self.labels)
+
+
+class Status(StrEnum):
+    """A finding's verdict, as a person reads it (report, status page)."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something a person should read: what was seen and what to do about it."""
+
+    status: Status
+    title: str
+    evidence: str = ""
+    fix: str = ""
+
+
+@dataclass(slots=True)
+class Findings:
+    """What one run learned. Samples only from lookups that were answered."""
+
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, metric: str, value: float | bool, **labels: str) -> None:
+        self.samples.append(Sample(metric, tuple(sorted(labels.items())), float(value)))
+
+    def error(self, message: str) -> None:
+        self.errors.append(message)
+
+    def note(
+        self, status: Status, title: str, evidence: str = "", fix: str = ""
+    ) -> None:
+        self.findings.append(Finding(status, title, evidence, fix))
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One thing a check evaluates.
+
+    ``key`` is the ``target`` label (an IP in compressed form, or a domain).
+    ``params`` carries what the check needs from config (the HELO name, the
+    selectors, ...) as a hashable tuple, so an unchanged target compares equal
+    across a reload and keeps its schedule and results.
+    """
+
+    check: str
+    key: str
+    params: tuple[tuple[str, object], ...] = ()
+
+    def param(self, name: str, default: object = None) -> object:
+        for k, v in self.params:
+            if k == name:
+                return v
+        return default
+
+
+@dataclass(slots=True)
+class CheckContext:
+    resolver: Resolver
+    config: Config
+    log: logging.Logger
+    #: Resolvers for DNSBL zones served by their own nameservers (local mirrors).
+    zone_resolvers: Mapping[str, Resolver] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    check: str
+    target: str
+    success: bool
+    duration: float
+    timestamp: float
+    samples: tuple[Sample, ...]
+    errors: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+
+class Check(Protocol):
+    """The one signature every check has."""
+
+    name: ClassVar[str]
+    metrics: ClassVar[Sequence[MetricSpec]]
+
+    def targets(self, config: Config) -> list[Target]:
+        """Every target this check evaluates under ``config``."""
+        ...
+
+    def interval(self, config: Config) -> float:
+        """Seconds between runs for this check."""
+        ...
+
+    async def run(self, target: Target, ctx: CheckContext) -> Findings:
+        """Evaluate one target. May raise LookupFailed; must not catch what it cannot classify."""
+        ...

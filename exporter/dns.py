@@ -1,0 +1,353 @@
+"""The DNS layer every check talks to.
+
+Checks see only the small :class:`Resolver` protocol and :class:`Answer`
+values, so the transport behind it can change (a leaner datagram client for
+provider-scale blocklist cycles) without touching any check, and unit tests
+can hand checks a fake.
+
+The rule this module exists to enforce: a lookup that got no answer
+(timeout, SERVFAIL, REFUSED) is an *error*, never an empty answer. NXDOMAIN
+and NODATA are answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+
+
+#: Outcomes that are real answers from the DNS; everything else is a failure.
+ANSWERED = frozenset({Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA})
+
+#: Every value of the ``outcome`` label of ``deliverability_dns_queries_total``.
+QUERY_OUTCOMES = tuple(o.value for o in Outcome) + ("cached",)
+
+
+def normalize_name(name: str) -> str:
+    """Lower-case, without the trailing dot: the form names take everywhere here."""
+    return name.strip().rstrip(".").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The outcome of one question, in plain text.
+
+    ``records`` holds the RDATA of the asked type at the end of any CNAME
+    chain, one string per record:
+
+    - A, AAAA: the address in canonical form (``2001:db8::25``)
+    - PTR, CNAME, NS: the target name, lower-case, no trailing dot
+    - MX: ``"<preference> <exchange>"`` (exchange normalised; ``"0 "`` is null MX
+      with exchange ``""``); see :func:`parse_mx`
+    - TXT: the record's character-strings concatenated, decoded as UTF-8 with
+      invalid bytes replaced (U+FFFD)
+    - TLSA: ``"<usage> <selector> <mtype> <hex>"``
+    - anything else: dnspython's presentation format
+    """
+
+    name: str
+    rdtype: str
+    outcome: Outcome
+    records: tuple[str, ...] = ()
+    ttl: int = 0
+    #: The AD bit: the validating resolver says the data is DNSSEC-secure.
+    authenticated: bool = False
+    #: Where the CNAME chain ended; equal to ``name`` when there was none.
+    canonical_name: str = ""
+    #: Why the lookup failed, for logs ("timeout after 2 attempts to 127.0.0.1").
+    detail: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome in ANSWERED
+
+    @property
+    def is_cname(self) -> bool:
+        return bool(self.canonical_name) and self.canonical_name != self.name
+
+    def require(self) -> Answer:
+        """Return self if the DNS answered, else raise :class:`LookupFailed`."""
+        if not self.answered:
+            raise LookupFailed(self)
+        return self
+
+
+class LookupFailed(Exception):
+    """A lookup got no answer. Checks let it propagate: the run then fails."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        detail = f" ({answer.detail})" if answer.detail else ""
+        super().__init__(f"{answer.rdtype} {answer.name}: {answer.outcome.value}{detail}")
+
+
+class Resolver(Protocol):
+    """What checks may ask of the DNS."""
+
+    async def resolve(self, name: str, rdtype: str) -> Answer:
+        """Ask one question. Never raises for DNS failures: see ``Answer.outcome``."""
+        ...
+
+
+def parse_mx(record: str) -> tuple[int, str]:
+    """Split an MX record string from :class:`Answer` into (preference, exchange)."""
+    pref, _, host = record.partition(" ")
+    return int(pref), normalize_name(host)
+
+
+def reverse_name(ip: str) -> str:
+    """The PTR name of an address (``10.2.0.192.in-addr.arpa``)."""
+    return ipaddress.ip_address(ip).reverse_pointer
+
+
+# --------------------------------------------------------------------------
+# The production resolver (dnspython transport, our cache and accounting)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where questions go: a group of recursive servers (or a local mirror)."""
+
+    nameservers: tuple[str, ...]
+    port: int = 53
+
+
+@dataclass(slots=True)
+class QueryStats:
+    """Per-outcome query counters, owned by the resolver (not module globals)."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def count(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+
+
+_MIN_NEGATIVE_TTL = 5
+_MAX_TTL = 86400
+
+
+def _record_text(rdata: object, rdtype: int) -> str:
+    if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        return str(ipaddress.ip_address(rdata.address))  # type: ignore[attr-defined]
+    if rdtype in (dns.rdatatype.PTR, dns.rdatatype.CNAME, dns.rdatatype.NS):
+        return normalize_name(rdata.target.to_text())  # type: ignore[attr-defined]
+    if rdtype == dns.rdatatype.MX:
+        exchange = rdata.exchange  # type: ignore[attr-defined]
+        host = "" if exchange == dns.name.root else normalize_name(exchange.to_text())
+        return f"{rdata.preference} {host}"  # type: ignore[attr-defined]
+    if rdtype == dns.rdatatype.TXT:
+        return b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+    if rdtype == dns.rdatatype.TLSA:
+        r = rdata
+        return f"{r.usage} {r.selector} {r.mtype} {r.cert.hex()}"  # type: ignore[attr-defined]
+    return rdata.to_text()  # type: ignore[attr-defined]
+
+
+def answer_from_message(qname: str, rdtype_text: str, response: dns.message.Message) -> Answer:
+    """Classify a response into an :class:`Answer` (shared by every transport)."""
+    rcode = response.rcode()
+    authenticated = bool(response.flags & dns.flags.AD)
+    if rcode == dns.rcode.SERVFAIL:
+        return Answer(qname, rdtype_text, Outcome.SERVFAIL, detail="SERVFAIL")
+    if rcode == dns.rcode.REFUSED:
+        return Answer(qname, rdtype_text, Outcome.REFUSED, detail="REFUSED")
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        # FORMERR, NOTIMP and friends: the server did not answer the question.
+        return Answer(qname, rdtype_text, Outcome.SERVFAIL, detail=dns.rcode.to_text(rcode))
+    rdtype = dns.rdatatype.from_text(rdtype_text)
+    current = dns.name.from_text(qname)
+    # Follow the CNAME chain inside the answer section (bounded: a loop ends).
+    for _ in range(16):
+        cname = response.get_rrset(
+            response.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME
+        )
+        if cname is None or rdtype == dns.rdatatype.CNAME:
+            break
+        current = cname[0].target  # type: ignore[attr-defined]
+    canonical = normalize_name(current.to_text())
+    rrset = response.get_rrset(response.answer, current, dns.rdataclass.IN, rdtype)
+    if rrset is not None and len(rrset):
+        records = tuple(sorted({_record_text(rd, rdtype) for rd in rrset}))
+        return Answer(
+            qname, rdtype_text, Outcome.OK, records, min(rrset.ttl, _MAX_TTL),
+            authenticated, canonical,
+        )
+    negative_ttl = _negative_ttl(response)
+    outcome = Outcome.NXDOMAIN if rcode == dns.rcode.NXDOMAIN else Outcome.NODATA
+    return Answer(qname, rdtype_text, outcome, (), negative_ttl, authenticated, canonical)
+
+
+def _negative_ttl(response: dns.message.Message) -> int:
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            soa_min = rrset[0].minimum  # type: ignore[attr-defined]
+            return max(_MIN_NEGATIVE_TTL, min(rrset.ttl, soa_min, _MAX_TTL))
+    return _MIN_NEGATIVE_TTL * 6
+
+
+def system_nameservers() -> tuple[str, ...]:
+    """The nameservers from /etc/resolv.conf (the default when none are configured)."""
+    try:
+        return tuple(dns.resolver.Resolver(configure=True).nameservers)
+    except dns.resolver.NoResolverConfiguration:
+        return ("127.0.0.1",)
+
+
+class DnsResolver:
+    """Async resolver: TTL cache, in-flight coalescing, bounded concurrency.
+
+    Failures are never cached: the next run asks again. Answers are cached for
+    their TTL (negative answers for the SOA minimum), so a thousand domains
+    whose SPF includes the same provider record cause one lookup per TTL.
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        timeout: float = 2.0,
+        attempts: int = 2,
+        max_in_flight: int = 256,
+        stats: QueryStats | None = None,
+        clock: object = time.monotonic,
+    ) -> None:
+        self.upstream = upstream
+        self.timeout = timeout
+        self.attempts = attempts
+        self.stats = stats if stats is not None else QueryStats()
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self._cache: dict[tuple[str, str, Upstream], tuple[float, Answer]] = {}
+        self._in_flight: dict[tuple[str, str, Upstream], asyncio.Future[Answer]] = {}
+        self._clock = clock  # type: ignore[assignment]
+        self._max_in_flight = max_in_flight
+
+    def for_upstream(self, upstream: Upstream) -> DnsResolver:
+        """A resolver for other servers (a zone's local mirror) sharing cache and stats."""
+        if upstream == self.upstream:
+            return self
+        other = DnsResolver.__new__(DnsResolver)
+        other.upstream = upstream
+        other.timeout = self.timeout
+        other.attempts = self.attempts
+        other.stats = self.stats
+        other._limit = self._limit
+        other._cache = self._cache
+        other._in_flight = self._in_flight
+        other._clock = self._clock
+        other._max_in_flight = self._max_in_flight
+        return other
+
+    def cache_size(self) -> int:
+        return len(self._cache)
+
+    def prune(self) -> None:
+        """Drop expired cache entries (called by the scheduler between cycles)."""
+        now = self._now()
+        for key in [k for k, (exp, _) in self._cache.items() if exp <= now]:
+            del self._cache[key]
+
+    def _now(self) -> float:
+        return self._clock()  # type: ignore[operator,no-any-return]
+
+    async def resolve(self, name: str, rdtype: str) -> Answer:
+        qname = normalize_name(name)
+        rdtype = rdtype.upper()
+        key = (qname, rdtype, self.upstream)
+        cached = self._cache.get(key)
+        if cached is not None:
+            expires, answer = cached
+            if expires > self._now():
+                self.stats.count("cached")
+                return answer
+            del self._cache[key]
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            self.stats.count("cached")
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            answer = await self._ask(qname, rdtype)
+            self.stats.count(answer.outcome.value)
+            if answer.answered:
+                self._cache[key] = (self._now() + answer.ttl, answer)
+            future.set_result(answer)
+            return answer
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Retrieve it so an unawaited future does not log "never retrieved".
+            future.exception()
+            raise
+        finally:
+            del self._in_flight[key]
+
+    async def _ask(self, qname: str, rdtype: str) -> Answer:
+        try:
+            query = dns.message.make_query(qname, rdtype, want_dnssec=False)
+        except (dns.exception.DNSException, ValueError) as exc:
+            # A name that cannot be put on the wire (label over 63 octets, ...).
+            return Answer(qname, rdtype, Outcome.NXDOMAIN, detail=f"invalid name: {exc}")
+        query.flags |= dns.flags.AD  # ask the validating resolver for the AD bit
+        servers = list(self.upstream.nameservers)
+        last_detail = "no nameservers"
+        async with self._limit:
+            for attempt in range(self.attempts):
+                server = servers[attempt % len(servers)]
+                try:
+                    response, _ = await dns.asyncquery.udp_with_fallback(
+                        query, server, timeout=self.timeout, port=self.upstream.port
+                    )
+                except dns.exception.Timeout:
+                    last_detail = f"timeout after {attempt + 1} attempt(s), last to {server}"
+                    continue
+                except (OSError, dns.exception.DNSException, EOFError) as exc:
+                    last_detail = f"{type(exc).__name__}: {exc} from {server}"
+                    # Connection refused answers at once: wait a little before retrying.
+                    await asyncio.sleep(min(self.timeout, 0.05 + random.random() * 0.1))
+                    continue
+                answer = answer_from_message(qname, rdtype, response)
+                if answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED) and attempt + 1 < self.attempts:
+                    last_detail = f"{answer.detail} from {server}"
+                    continue
+                return answer
+        return Answer(qname, rdtype, Outcome.TIMEOUT, detail=last_detail)
+
+
+def make_resolver(
+    nameservers: Sequence[str] | None,
+    port: int,
+    timeout: float,
+    attempts: int,
+    max_in_flight: int,
+) -> DnsResolver:
+    upstream = Upstream(tuple(nameservers) if nameservers else system_nameservers(), port)
+    return DnsResolver(
+        upstream, timeout=timeout, attempts=attempts, max_in_flight=max_in_flight
+    )
