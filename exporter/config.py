@@ -132,6 +132,32 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MtaStsConfig:
+    interval: float = 3600.0
+    #: The HTTPS port policies are fetched from (443; other values for testing).
+    port: int = 443
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class PostmasterConfig:
+    """Google Postmaster Tools API access (issue: what the receivers say)."""
+
+    interval: float = 3600.0
+    base_url: str = "https://gmailpostmastertools.googleapis.com"
+    token_url: str = "https://oauth2.googleapis.com/token"
+
+
+@dataclass(frozen=True, slots=True)
+class SndsConfig:
+    """Microsoft SNDS automated data access; enabled when key_file is set."""
+
+    key_file: str = ""
+    interval: float = 3600.0
+    base_url: str = "https://sendersupport.olc.protection.outlook.com/snds"
+
+
+@dataclass(frozen=True, slots=True)
 class SenderConfig:
     """A sending host (its A/AAAA addresses are checked) or a single IP."""
 
@@ -151,14 +177,16 @@ class DomainConfig:
     #: IPs, or sender host names, that must pass SPF for this domain.
     senders: tuple[str, ...] = ()
     smtp: bool = True
+    #: Google Postmaster Tools credentials (service-account or OAuth token JSON).
+    postmaster_credentials_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
     #: Fraction of the interval by which each run is randomly delayed.
     jitter: float = 0.1
-    #: Per-run timeout as a fraction of the interval (capped by ``max_run_timeout``).
-    max_run_timeout: float = 300.0
+    #: A run still going after this long is cancelled and counts as failed.
+    run_timeout: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +200,13 @@ class Config:
     mx: IntervalConfig = field(default_factory=IntervalConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    mta_sts: MtaStsConfig = field(default_factory=MtaStsConfig)
+    tlsrpt: IntervalConfig = field(default_factory=IntervalConfig)
+    dnssec: IntervalConfig = field(default_factory=IntervalConfig)
+    dane: IntervalConfig = field(default_factory=IntervalConfig)
+    bimi: IntervalConfig = field(default_factory=IntervalConfig)
+    postmaster: PostmasterConfig = field(default_factory=PostmasterConfig)
+    snds: SndsConfig = field(default_factory=SndsConfig)
     senders: tuple[SenderConfig, ...] = ()
     domains: tuple[DomainConfig, ...] = ()
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -292,10 +327,11 @@ def _decode_zone(d: _Decoder, raw: object, path: str) -> ZoneConfig | None:
     if isinstance(raw, str):
         raw = {"zone": raw}
     m = d.mapping(raw, path, ("zone", "type", "nameservers", "port", "error_codes"))
+    zone = ""
     if "zone" not in m:
         d.problem(_join(path, "zone"), "required")
-        return None
-    zone = d.convert(m["zone"], _join(path, "zone"), valid_hostname, "")
+    else:
+        zone = d.convert(m["zone"], _join(path, "zone"), valid_hostname, "")
     ztype = d.string(m.get("type"), _join(path, "type"), "ip")
     if ztype not in ("ip", "domain"):
         d.problem(_join(path, "type"), f"must be ip or domain, got {ztype!r}")
@@ -303,12 +339,12 @@ def _decode_zone(d: _Decoder, raw: object, path: str) -> ZoneConfig | None:
         d.convert(v, f"{path}.error_codes[{i}]", _network, "")
         for i, v in enumerate(d.sequence(m.get("error_codes"), _join(path, "error_codes")))
     )
+    nameservers = d.ip_list(m.get("nameservers"), _join(path, "nameservers"))
+    port = d.integer(m.get("port"), _join(path, "port"), 53, 1, 65535)
+    if not zone:
+        return None
     return ZoneConfig(
-        zone=zone,
-        type=ztype,
-        nameservers=d.ip_list(m.get("nameservers"), _join(path, "nameservers")),
-        port=d.integer(m.get("port"), _join(path, "port"), 53, 1, 65535),
-        error_codes=codes,
+        zone=zone, type=ztype, nameservers=nameservers, port=port, error_codes=codes,
     )
 
 
@@ -354,6 +390,61 @@ def _decode_tls(d: _Decoder, raw: object) -> TlsConfig:
     return TlsConfig(ca_file=ca_file)
 
 
+def _readable_file(text: object) -> str:
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"expected a file path, got {text!r}")
+    if not os.path.isfile(text) or not os.access(text, os.R_OK):
+        raise ValueError(f"cannot read file {text}")
+    return text
+
+
+def _https_url(text: object) -> str:
+    if not isinstance(text, str) or not re.match(r"^https?://[^\s/]+", text):
+        raise ValueError(f"expected an http(s) URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _decode_mta_sts(d: _Decoder, raw: object) -> MtaStsConfig:
+    m = d.mapping(raw, "mta_sts", ("interval", "port", "timeout"))
+    return MtaStsConfig(
+        interval=d.duration(m.get("interval"), "mta_sts.interval", 3600.0),
+        port=d.integer(m.get("port"), "mta_sts.port", 443, 1, 65535),
+        timeout=d.duration(m.get("timeout"), "mta_sts.timeout", 10.0),
+    )
+
+
+def _decode_postmaster(d: _Decoder, raw: object) -> PostmasterConfig:
+    m = d.mapping(raw, "postmaster", ("interval", "base_url", "token_url"))
+    default = PostmasterConfig()
+    interval = d.duration(m.get("interval"), "postmaster.interval", 3600.0)
+    if interval < 3600.0:
+        d.problem("postmaster.interval", "must be at least 1h: the data is daily")
+    return PostmasterConfig(
+        interval=interval,
+        base_url=d.convert(m.get("base_url", default.base_url), "postmaster.base_url",
+                           _https_url, default.base_url),
+        token_url=d.convert(m.get("token_url", default.token_url), "postmaster.token_url",
+                            _https_url, default.token_url),
+    )
+
+
+def _decode_snds(d: _Decoder, raw: object) -> SndsConfig:
+    m = d.mapping(raw, "snds", ("key_file", "interval", "base_url"))
+    default = SndsConfig()
+    key_file = ""
+    if m.get("key_file") is not None:
+        key_file = d.convert(m["key_file"], "snds.key_file", _readable_file, "")
+    interval = d.duration(m.get("interval"), "snds.interval", 3600.0)
+    if interval < 3600.0:
+        d.problem("snds.interval", "must be at least 1h: the data is daily")
+    return SndsConfig(
+        key_file=key_file,
+        interval=interval,
+        base_url=d.convert(m.get("base_url", default.base_url), "snds.base_url",
+                           _https_url, default.base_url),
+    )
+
+
 def _decode_sender(d: _Decoder, raw: object, path: str) -> SenderConfig | None:
     if isinstance(raw, str):
         raw = {"ip": raw} if is_ip(raw.strip()) else {"host": raw}
@@ -389,7 +480,7 @@ def _selector(text: object) -> str:
 def _decode_domain(d: _Decoder, raw: object, path: str) -> DomainConfig | None:
     if isinstance(raw, str):
         raw = {"name": raw}
-    m = d.mapping(raw, path, ("name", "dkim_selectors", "senders", "smtp"))
+    m = d.mapping(raw, path, ("name", "dkim_selectors", "senders", "smtp", "postmaster"))
     if "name" not in m:
         d.problem(_join(path, "name"), "required")
         return None
@@ -404,8 +495,15 @@ def _decode_domain(d: _Decoder, raw: object, path: str) -> DomainConfig | None:
         d.convert(v, f"{snd_path}[{i}]", _spf_sender, "")
         for i, v in enumerate(d.sequence(m.get("senders"), snd_path))
     )
+    pm = d.mapping(m.get("postmaster"), _join(path, "postmaster"), ("credentials_file",))
+    credentials = ""
+    if pm.get("credentials_file") is not None:
+        credentials = d.convert(
+            pm["credentials_file"], _join(path, "postmaster.credentials_file"), _readable_file, ""
+        )
     return DomainConfig(
         name=name,
+        postmaster_credentials_file=credentials,
         dkim_selectors=tuple(dict.fromkeys(selectors)),
         senders=tuple(dict.fromkeys(senders)),
         smtp=d.boolean(m.get("smtp"), _join(path, "smtp"), True),
@@ -413,20 +511,21 @@ def _decode_domain(d: _Decoder, raw: object, path: str) -> DomainConfig | None:
 
 
 def _decode_scheduler(d: _Decoder, raw: object) -> SchedulerConfig:
-    m = d.mapping(raw, "scheduler", ("jitter", "max_run_timeout"))
+    m = d.mapping(raw, "scheduler", ("jitter", "run_timeout"))
     jitter = m.get("jitter", 0.1)
     if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
         d.problem("scheduler.jitter", f"must be a number from 0 to 1, got {jitter!r}")
         jitter = 0.1
     return SchedulerConfig(
         jitter=float(jitter),
-        max_run_timeout=d.duration(m.get("max_run_timeout"), "scheduler.max_run_timeout", 300.0),
+        run_timeout=d.duration(m.get("run_timeout"), "scheduler.run_timeout", 120.0),
     )
 
 
 TOP_LEVEL_KEYS = (
     "resolver", "dnsbl", "ptr", "spf", "dkim", "dmarc", "mx", "smtp", "tls",
-    "senders", "domains", "scheduler",
+    "senders", "domains", "scheduler", "mta_sts", "tlsrpt", "dnssec", "dane", "bimi",
+    "postmaster", "snds",
 )
 
 
@@ -465,6 +564,13 @@ def build_config(raw: object, source: str = "<config>") -> Config:
         mx=_decode_interval(d, top.get("mx"), "mx", 3600.0),
         smtp=_decode_smtp(d, top.get("smtp")),
         tls=_decode_tls(d, top.get("tls")),
+        mta_sts=_decode_mta_sts(d, top.get("mta_sts")),
+        tlsrpt=_decode_interval(d, top.get("tlsrpt"), "tlsrpt", 3600.0),
+        dnssec=_decode_interval(d, top.get("dnssec"), "dnssec", 3600.0),
+        dane=_decode_interval(d, top.get("dane"), "dane", 3600.0),
+        bimi=_decode_interval(d, top.get("bimi"), "bimi", 3600.0),
+        postmaster=_decode_postmaster(d, top.get("postmaster")),
+        snds=_decode_snds(d, top.get("snds")),
         senders=tuple(senders),
         domains=tuple(domains),
         scheduler=_decode_scheduler(d, top.get("scheduler")),

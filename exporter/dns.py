@@ -31,6 +31,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
+import dns.rrset
 
 
 class Outcome(StrEnum):
@@ -46,7 +47,7 @@ class Outcome(StrEnum):
 ANSWERED = frozenset({Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA})
 
 #: Every value of the ``outcome`` label of ``deliverability_dns_queries_total``.
-QUERY_OUTCOMES = tuple(o.value for o in Outcome) + ("cached",)
+QUERY_OUTCOMES = (*(o.value for o in Outcome), "cached")
 
 
 def normalize_name(name: str) -> str:
@@ -163,11 +164,12 @@ def _record_text(rdata: object, rdtype: int) -> str:
         host = "" if exchange == dns.name.root else normalize_name(exchange.to_text())
         return f"{rdata.preference} {host}"  # type: ignore[attr-defined]
     if rdtype == dns.rdatatype.TXT:
-        return b"".join(rdata.strings).decode("utf-8", "replace")  # type: ignore[attr-defined]
+        raw: bytes = b"".join(rdata.strings)  # type: ignore[attr-defined]
+        return raw.decode("utf-8", "replace")
     if rdtype == dns.rdatatype.TLSA:
         r = rdata
         return f"{r.usage} {r.selector} {r.mtype} {r.cert.hex()}"  # type: ignore[attr-defined]
-    return rdata.to_text()  # type: ignore[attr-defined]
+    return str(rdata.to_text())  # type: ignore[attr-defined]
 
 
 def answer_from_message(qname: str, rdtype_text: str, response: dns.message.Message) -> Answer:
@@ -183,20 +185,27 @@ def answer_from_message(qname: str, rdtype_text: str, response: dns.message.Mess
         return Answer(qname, rdtype_text, Outcome.SERVFAIL, detail=dns.rcode.to_text(rcode))
     rdtype = dns.rdatatype.from_text(rdtype_text)
     current = dns.name.from_text(qname)
+
+    def find(name: dns.name.Name, wanted: int) -> dns.rrset.RRset | None:
+        # Scan rather than Message.get_rrset: its index misses hand-built messages.
+        for rrset in response.answer:
+            if rrset.name == name and rrset.rdtype == wanted and rrset.rdclass == dns.rdataclass.IN:
+                return rrset
+        return None
+
     # Follow the CNAME chain inside the answer section (bounded: a loop ends).
     for _ in range(16):
-        cname = response.get_rrset(
-            response.answer, current, dns.rdataclass.IN, dns.rdatatype.CNAME
-        )
+        cname = find(current, dns.rdatatype.CNAME)
         if cname is None or rdtype == dns.rdatatype.CNAME:
             break
         current = cname[0].target  # type: ignore[attr-defined]
     canonical = normalize_name(current.to_text())
-    rrset = response.get_rrset(response.answer, current, dns.rdataclass.IN, rdtype)
-    if rrset is not None and len(rrset):
-        records = tuple(sorted({_record_text(rd, rdtype) for rd in rrset}))
+    rrsets = [r for r in response.answer
+              if r.name == current and r.rdtype == rdtype and r.rdclass == dns.rdataclass.IN]
+    if rrsets and any(len(r) for r in rrsets):
+        records = tuple(sorted({_record_text(rd, rdtype) for r in rrsets for rd in r}))
         return Answer(
-            qname, rdtype_text, Outcome.OK, records, min(rrset.ttl, _MAX_TTL),
+            qname, rdtype_text, Outcome.OK, records, min(min(r.ttl for r in rrsets), _MAX_TTL),
             authenticated, canonical,
         )
     negative_ttl = _negative_ttl(response)
@@ -207,15 +216,15 @@ def answer_from_message(qname: str, rdtype_text: str, response: dns.message.Mess
 def _negative_ttl(response: dns.message.Message) -> int:
     for rrset in response.authority:
         if rrset.rdtype == dns.rdatatype.SOA:
-            soa_min = rrset[0].minimum  # type: ignore[attr-defined]
-            return max(_MIN_NEGATIVE_TTL, min(rrset.ttl, soa_min, _MAX_TTL))
+            soa_min: int = rrset[0].minimum  # type: ignore[attr-defined]
+            return max(_MIN_NEGATIVE_TTL, min(int(rrset.ttl), soa_min, _MAX_TTL))
     return _MIN_NEGATIVE_TTL * 6
 
 
 def system_nameservers() -> tuple[str, ...]:
     """The nameservers from /etc/resolv.conf (the default when none are configured)."""
     try:
-        return tuple(dns.resolver.Resolver(configure=True).nameservers)
+        return tuple(str(ns) for ns in dns.resolver.Resolver(configure=True).nameservers)
     except dns.resolver.NoResolverConfiguration:
         return ("127.0.0.1",)
 
@@ -333,7 +342,8 @@ class DnsResolver:
                     await asyncio.sleep(min(self.timeout, 0.05 + random.random() * 0.1))
                     continue
                 answer = answer_from_message(qname, rdtype, response)
-                if answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED) and attempt + 1 < self.attempts:
+                retryable = answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED)
+                if retryable and attempt + 1 < self.attempts:
                     last_detail = f"{answer.detail} from {server}"
                     continue
                 return answer

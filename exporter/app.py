@@ -1,0 +1,105 @@
+"""The running exporter: config, resolver, scheduler, store and collector, wired once.
+
+No module-level state: everything a request or a run needs hangs off one
+:class:`Exporter`, so tests can run several side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from exporter.blocklists import effective_zones
+from exporter.checks.base import Check, CheckContext
+from exporter.collector import ReloadState, StoreCollector
+from exporter.config import Config, ConfigError, load_config
+from exporter.dns import DnsResolver, QueryStats, Resolver, Upstream, system_nameservers
+from exporter.registry import all_checks
+from exporter.scheduler import Scheduler
+from exporter.store import Store
+
+log = logging.getLogger("exporter")
+
+
+def build_resolver(config: Config, stats: QueryStats) -> DnsResolver:
+    rc = config.resolver
+    upstream = Upstream(rc.nameservers or system_nameservers(), rc.port)
+    return DnsResolver(upstream, timeout=rc.timeout, attempts=rc.attempts,
+                       max_in_flight=rc.max_in_flight, stats=stats)
+
+
+def build_context(config: Config, resolver: DnsResolver) -> CheckContext:
+    zone_resolvers: dict[str, Resolver] = {}
+    for zone in effective_zones(config.dnsbl.zones, config.dnsbl.builtin):
+        if zone.nameservers:
+            zone_resolvers[zone.zone] = resolver.for_upstream(
+                Upstream(zone.nameservers, zone.port))
+    return CheckContext(resolver=resolver, config=config, log=logging.getLogger("exporter.check"),
+                        zone_resolvers=zone_resolvers)
+
+
+@dataclass
+class Exporter:
+    config: Config
+    config_path: str | None = None
+    checks: Sequence[Check] = field(default_factory=all_checks)
+    stats: QueryStats = field(default_factory=QueryStats)
+    store: Store = field(default_factory=Store)
+    reload_state: ReloadState = field(default_factory=ReloadState)
+
+    def __post_init__(self) -> None:
+        self.resolver = build_resolver(self.config, self.stats)
+        self.scheduler = Scheduler(self.checks, self.store, build_context(self.config,
+                                                                          self.resolver))
+        self.scheduler.apply(self.scheduler.context)
+        self.reload_state.successful = True
+        self.reload_state.last_success = time.time()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StoreCollector(
+            self.store, self.checks, self.stats, lambda: self.config, self.reload_state,
+            lambda: dict(self.scheduler.overruns)))
+        self._reload_lock = asyncio.Lock()
+        self._maintenance: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self._maintenance = asyncio.create_task(self._prune_cache(), name="cache-prune")
+
+    async def stop(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        await self.scheduler.stop()
+
+    async def _prune_cache(self) -> None:
+        while True:
+            await asyncio.sleep(60)
+            self.resolver.prune()
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the config file again; swap it in only when the whole of it is valid."""
+        async with self._reload_lock:
+            if self.config_path is None:
+                return False, "no config file to reload (demo mode)"
+            try:
+                new = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                self.reload_state.successful = False
+                log.error("reload failed, keeping the running config:\n%s", exc)
+                return False, str(exc)
+            self.apply_config(new)
+            return True, "reloaded"
+
+    def apply_config(self, new: Config) -> None:
+        if new.resolver != self.config.resolver:
+            old_stats = self.stats
+            self.resolver = build_resolver(new, old_stats)
+        self.config = new
+        self.scheduler.apply(build_context(new, self.resolver))
+        self.reload_state.successful = True
+        self.reload_state.last_success = time.time()
+        log.info("configuration loaded: %d check/target pairs", len(self.scheduler.planned(new)))

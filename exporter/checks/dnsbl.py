@@ -1,0 +1,251 @@
+"""DNS blocklists (RFC 5782): is a sending IP or a domain listed, and can the list be trusted?
+
+Three kinds of target share this check:
+
+- a blocklist *zone*: its RFC 5782 test entries (127.0.0.2 listed, 127.0.0.1
+  not; TEST listed and INVALID not for domain lists) say whether the list
+  works at all;
+- a sending *IP* (or a sender *host*, whose A/AAAA addresses are checked)
+  against every IP zone;
+- a *domain* against every domain zone.
+
+Every IP and domain run re-asks the test entries itself. The shared resolver
+coalesces and caches those questions, so that costs nothing, and it makes
+each run self-contained: a zone that has started listing the whole Internet
+is skipped in the very run that would otherwise page every sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from exporter.blocklists import classify_code, delist_url, effective_zones, error_networks
+from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
+from exporter.checks.common import host_addresses
+from exporter.config import Config, ZoneConfig
+from exporter.dns import Answer, Outcome, Resolver
+
+#: RFC 5782 §5: the entries every list must (not) list.
+IP_TEST_LISTED = "127.0.0.2"
+IP_TEST_NOT_LISTED = "127.0.0.1"
+DOMAIN_TEST_LISTED = "test"
+DOMAIN_TEST_NOT_LISTED = "invalid"
+
+REASON_MAX = 200
+
+LISTED = "deliverability_dnsbl_listed"
+DOMAIN_LISTED = "deliverability_dnsbl_domain_listed"
+LISTINGS = "deliverability_dnsbl_listings"
+LISTING_INFO = "deliverability_dnsbl_listing_info"
+ZONE_HEALTHY = "deliverability_dnsbl_zone_healthy"
+
+KIND_ZONE, KIND_IP, KIND_HOST, KIND_DOMAIN = "zone", "ip", "host", "domain"
+
+
+def dnsbl_query_name(item: str, zone: str) -> str:
+    """The name to ask: reversed octets or nibbles for an IP, the name itself for a domain."""
+    try:
+        addr = ipaddress.ip_address(item)
+    except ValueError:
+        return f"{item}.{zone}"
+    # reverse_pointer gives "4.3.2.1.in-addr.arpa" / "...ip6.arpa": strip the suffix.
+    reversed_part = addr.reverse_pointer.rsplit(".", 2)[0]
+    return f"{reversed_part}.{zone}"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneVerdict:
+    """What one zone said about one item, after classification."""
+
+    zone: str
+    answered: bool
+    listed: bool = False
+    codes: tuple[str, ...] = ()
+    reason: str = ""
+    #: Why the answer was not usable ("timeout", "error code 127.255.255.254").
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneHealth:
+    zone: str
+    healthy: bool
+    answered: bool
+    problem: str = ""
+
+
+def _resolver_for(zone: ZoneConfig, ctx: CheckContext) -> Resolver:
+    return ctx.zone_resolvers.get(zone.zone, ctx.resolver)
+
+
+async def lookup(resolver: Resolver, zone: ZoneConfig, item: str) -> ZoneVerdict:
+    """Ask one zone about one IP or domain and classify the answer."""
+    name = dnsbl_query_name(item, zone.zone)
+    answer = await resolver.resolve(name, "A")
+    if not answer.answered:
+        return ZoneVerdict(zone.zone, False, problem=_describe(answer))
+    if answer.outcome is not Outcome.OK:
+        return ZoneVerdict(zone.zone, True, listed=False)
+    errors = error_networks(zone)
+    bad = [c for c in answer.records if not classify_code(c, errors)]
+    if bad:
+        return ZoneVerdict(zone.zone, False, problem=f"error code {', '.join(bad)}")
+    txt = await resolver.resolve(name, "TXT")
+    if not txt.answered:
+        return ZoneVerdict(zone.zone, False, problem=f"TXT: {_describe(txt)}")
+    reason = " | ".join(txt.records)[:REASON_MAX]
+    return ZoneVerdict(zone.zone, True, listed=True, codes=answer.records, reason=reason)
+
+
+async def zone_health(resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
+    """RFC 5782 §5 test entries: the listed one must be listed, the other must not."""
+    if zone.type == "domain":
+        positive, negative = DOMAIN_TEST_LISTED, DOMAIN_TEST_NOT_LISTED
+    else:
+        positive, negative = IP_TEST_LISTED, IP_TEST_NOT_LISTED
+    pos, neg = await asyncio.gather(
+        resolver.resolve(dnsbl_query_name(positive, zone.zone), "A"),
+        resolver.resolve(dnsbl_query_name(negative, zone.zone), "A"),
+    )
+    for answer in (pos, neg):
+        if not answer.answered:
+            return ZoneHealth(zone.zone, False, False, f"does not answer: {_describe(answer)}")
+    errors = error_networks(zone)
+    for answer in (pos, neg):
+        bad = [c for c in answer.records if not classify_code(c, errors)]
+        if bad:
+            return ZoneHealth(zone.zone, False, True, f"answers with error code {', '.join(bad)}")
+    if neg.outcome is Outcome.OK:
+        return ZoneHealth(
+            zone.zone, False, True, f"lists the test entry {negative} (it lists everything)"
+        )
+    if pos.outcome is not Outcome.OK:
+        return ZoneHealth(zone.zone, False, True, f"does not list the test entry {positive}")
+    return ZoneHealth(zone.zone, True, True)
+
+
+def _describe(answer: Answer) -> str:
+    return f"{answer.outcome.value}" + (f" ({answer.detail})" if answer.detail else "")
+
+
+class DnsblCheck:
+    name: ClassVar[str] = "dnsbl"
+    metrics: ClassVar[Sequence[MetricSpec]] = (
+        MetricSpec(LISTED, "1 when a healthy blocklist zone lists the sending IP, 0 when not.",
+                   ("ip", "zone")),
+        MetricSpec(DOMAIN_LISTED, "1 when a healthy domain blocklist zone lists the domain.",
+                   ("domain", "zone")),
+        MetricSpec(LISTINGS, "How many healthy blocklist zones list the sending IP.", ("ip",)),
+        MetricSpec(LISTING_INFO, "1 while listed; code is the A answer, reason the TXT "
+                   "(cut to 200 characters). Labelled ip or domain.",
+                   ("ip", "domain", "zone", "code", "reason")),
+        MetricSpec(ZONE_HEALTHY, "1 when the zone answers its RFC 5782 test entries correctly.",
+                   ("zone",)),
+    )
+
+    def targets(self, config: Config) -> list[Target]:
+        zones = effective_zones(config.dnsbl.zones, config.dnsbl.builtin)
+        targets = [Target(self.name, z.zone, (("kind", KIND_ZONE),)) for z in zones]
+        keys: dict[str, str] = {}
+        for sender in config.senders:
+            keys[sender.ip or sender.host] = KIND_IP if sender.ip else KIND_HOST
+        for domain in config.domains:
+            if domain.name in keys and keys[domain.name] == KIND_HOST:
+                keys[domain.name] = f"{KIND_HOST}+{KIND_DOMAIN}"
+            else:
+                keys.setdefault(domain.name, KIND_DOMAIN)
+        zone_names = {z.zone for z in zones}
+        for key, kind in keys.items():
+            if key in zone_names:
+                continue  # already a zone target; a list zone is not a sender
+            targets.append(Target(self.name, key, (("kind", kind),)))
+        return targets
+
+    def interval(self, config: Config) -> float:
+        return config.dnsbl.interval
+
+    async def run(self, target: Target, ctx: CheckContext) -> Findings:
+        findings = Findings()
+        zones = effective_zones(ctx.config.dnsbl.zones, ctx.config.dnsbl.builtin)
+        kind = str(target.param("kind", KIND_IP))
+        if kind == KIND_ZONE:
+            zone = next(z for z in zones if z.zone == target.key)
+            await self._run_zone(zone, ctx, findings)
+            return findings
+        if KIND_HOST in kind:
+            addresses = await host_addresses(ctx.resolver, target.key, findings)
+            ip_zones = [z for z in zones if z.type == "ip"]
+            await asyncio.gather(*(self._run_item(a, "ip", ip_zones, ctx, findings)
+                                   for a in addresses))
+        if kind == KIND_IP:
+            await self._run_item(target.key, "ip", [z for z in zones if z.type == "ip"],
+                                 ctx, findings)
+        if KIND_DOMAIN in kind:
+            await self._run_item(target.key, "domain",
+                                 [z for z in zones if z.type == "domain"], ctx, findings)
+        return findings
+
+    async def _run_zone(self, zone: ZoneConfig, ctx: CheckContext, findings: Findings) -> None:
+        health = await zone_health(_resolver_for(zone, ctx), zone)
+        findings.add(ZONE_HEALTHY, health.healthy, zone=zone.zone)
+        if not health.answered:
+            findings.error(f"zone {zone.zone} {health.problem}")
+        if health.healthy:
+            findings.note(Status.PASS, f"Blocklist {zone.zone} answers its test entries")
+        else:
+            findings.note(
+                Status.FAIL, f"Blocklist {zone.zone} is unhealthy: {health.problem}",
+                evidence=health.problem,
+                fix="Query it through your own recursive resolver (unbound), not a public "
+                    "one; check your subscription or mirror; remove dead lists.",
+            )
+
+    async def _run_item(
+        self, item: str, label: str, zones: list[ZoneConfig], ctx: CheckContext,
+        findings: Findings,
+    ) -> None:
+        async def one(zone: ZoneConfig) -> tuple[ZoneHealth, ZoneVerdict | None]:
+            resolver = _resolver_for(zone, ctx)
+            health = await zone_health(resolver, zone)
+            if not health.healthy:
+                return health, None
+            return health, await lookup(resolver, zone, item)
+
+        results = await asyncio.gather(*(one(z) for z in zones))
+        listed_count = 0
+        complete = True
+        metric = LISTED if label == "ip" else DOMAIN_LISTED
+        for health, verdict in results:
+            if verdict is None:
+                if not health.answered:
+                    complete = False
+                    findings.error(f"{item} on {health.zone}: zone {health.problem}")
+                continue  # an unhealthy zone's word is not reported at all
+            if not verdict.answered:
+                complete = False
+                findings.error(f"{item} on {verdict.zone}: {verdict.problem}")
+                continue
+            findings.add(metric, verdict.listed, **{label: item, "zone": verdict.zone})
+            if verdict.listed:
+                listed_count += 1
+                for code in verdict.codes:
+                    findings.add(LISTING_INFO, 1, **{label: item}, zone=verdict.zone,
+                                 code=code, reason=verdict.reason)
+                url = delist_url(verdict.zone)
+                findings.note(
+                    Status.FAIL, f"{item} is listed on {verdict.zone}",
+                    evidence=f"{dnsbl_query_name(item, verdict.zone)} A "
+                             f"{', '.join(verdict.codes)}; TXT {verdict.reason!r}",
+                    fix=(f"Find and stop the cause, then request removal at {url}" if url
+                         else "Find and stop the cause, then request removal from the "
+                              "list operator."),
+                )
+        if label == "ip" and complete:
+            # Only a complete run knows the count; a partial one keeps the last good one.
+            findings.add(LISTINGS, listed_count, ip=item)
+        if complete and listed_count == 0:
+            findings.note(Status.PASS, f"{item} is not listed on any healthy zone")

@@ -1,0 +1,123 @@
+"""Command line: flags in the Prometheus style, logging, and the serve loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from exporter import __version__
+from exporter.app import Exporter
+from exporter.config import Config, ConfigError, load_config, parse_config_text
+from exporter.logs import LEVELS, setup_logging
+from exporter.web import make_app
+
+#: Not used by blackbox_exporter (9115), dnsbl_exporter (9211) or other well-known exporters.
+DEFAULT_PORT = 9723
+
+log = logging.getLogger("exporter")
+
+
+def parse_listen_address(text: str) -> tuple[str | None, int]:
+    """``:9723`` (every interface), ``127.0.0.1:9723`` or ``[::1]:9723`` → (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"expected host:port or :port, got {text!r}")
+    host = host.strip("[]")
+    return (host or None), int(port_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deliverability-exporter",
+        description="Prometheus exporter for mail deliverability: blocklists, reverse DNS, "
+                    "SPF, DKIM, DMARC, MX and transport security.",
+    )
+    p.add_argument("--config.file", dest="config_file", default="config.yml",
+                   help="configuration file (default: %(default)s)")
+    p.add_argument("--config.check", dest="config_check", action="store_true",
+                   help="validate the configuration, print every error, exit 0 or 1")
+    p.add_argument("--web.listen-address", dest="listen", default=f":{DEFAULT_PORT}",
+                   help="address to serve /metrics on (default: %(default)s)")
+    p.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS),
+                   help="log level (default: %(default)s)")
+    p.add_argument("--log.format", dest="log_format", default="logfmt",
+                   choices=["logfmt", "json"], help="log format (default: %(default)s)")
+    p.add_argument("--demo", action="store_true",
+                   help="run offline on bundled demo zones served by an embedded DNS responder")
+    p.add_argument("--version", action="version",
+                   version=f"deliverability-exporter {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    try:
+        host, port = parse_listen_address(args.listen)
+    except ValueError as exc:
+        print(f"--web.listen-address: {exc}", file=sys.stderr)
+        return 2
+    if args.demo:
+        if args.listen == f":{DEFAULT_PORT}":
+            host = "127.0.0.1"
+        return asyncio.run(_serve_demo(host, port))
+    try:
+        config = load_config(args.config_file)
+    except ConfigError as exc:
+        print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    if args.config_check:
+        print(f"{args.config_file}: OK ({len(config.senders)} sender(s), "
+              f"{len(config.domains)} domain(s))")
+        return 0
+    return asyncio.run(serve(config, args.config_file, host, port))
+
+
+async def _serve_demo(host: str | None, port: int) -> int:
+    from exporter.demo import demo_config_text, start_demo_responder
+
+    responder = await start_demo_responder("127.0.0.1", 0)
+    try:
+        config = parse_config_text(demo_config_text(responder.port), "<demo>")
+        log.info("demo: bundled zones served on 127.0.0.1:%d; nothing leaves this machine",
+                 responder.port)
+        return await serve(config, None, host, port)
+    finally:
+        await responder.stop()
+
+
+async def serve(config: Config, config_path: str | None, host: str | None, port: int) -> int:
+    exporter = Exporter(config, config_path)
+    runner = web.AppRunner(make_app(exporter), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", host or "*", port, exc.strerror or exc)
+        await runner.cleanup()
+        return 1
+    shown = host or "localhost"
+    log.info("deliverability-exporter %s listening on http://%s:%d/metrics",
+             __version__, f"[{shown}]" if ":" in shown else shown, port)
+    exporter.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(exporter.reload()))
+    await stop.wait()
+    log.info("shutting down")
+    with contextlib.suppress(Exception):
+        await exporter.stop()
+    await runner.cleanup()
+    return 0

@@ -1,0 +1,165 @@
+"""One loop that keeps every (check, target) evaluated at its interval.
+
+Each pair has its own task: a first run soon after start (spread by jitter),
+then one run per interval. A run never overlaps itself: when one takes longer
+than the interval, the slots it missed are skipped and counted as overruns,
+never queued. Every run has a timeout; a timed-out run is a failed run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from exporter.checks.base import Check, CheckContext, Findings, Result, Target
+from exporter.config import Config
+from exporter.dns import LookupFailed
+from exporter.store import Key, Store
+
+log = logging.getLogger("exporter.scheduler")
+
+#: The first run of every pair starts within this many seconds (times the jitter share).
+FIRST_RUN_SPREAD = 2.0
+
+
+async def run_once(
+    check: Check, target: Target, ctx: CheckContext, timeout: float,
+    clock: Callable[[], float] = time.time,
+) -> Result:
+    """Run one check on one target and classify how it went. Used by scheduler and /probe."""
+    started = time.perf_counter()
+    findings = Findings()
+    errors: list[str] = []
+    try:
+        findings = await asyncio.wait_for(check.run(target, ctx), timeout)
+        errors = list(findings.errors)
+    except LookupFailed as exc:
+        errors = [f"lookup failed: {exc}"]
+        findings = Findings()  # nothing from a run that could not classify its answers
+    except TimeoutError:
+        errors = [f"run timed out after {timeout:g}s"]
+        findings = Findings()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a bug in a check must not stop the others
+        log.exception("check %s on %s crashed", check.name, target.key)
+        errors = [f"internal error: {type(exc).__name__}: {exc}"]
+        findings = Findings()
+    duration = time.perf_counter() - started
+    return Result(
+        check=check.name,
+        target=target.key,
+        success=not errors,
+        duration=duration,
+        timestamp=clock(),
+        samples=tuple(findings.samples),
+        errors=tuple(errors),
+        findings=tuple(findings.findings),
+    )
+
+
+@dataclass(slots=True)
+class _Job:
+    check: Check
+    target: Target
+    task: asyncio.Task[None] | None = None
+    done_first: bool = False
+
+
+@dataclass
+class Scheduler:
+    checks: Sequence[Check]
+    store: Store
+    context: CheckContext
+    overruns: Counter[str] = field(default_factory=Counter)
+    _jobs: dict[Key, _Job] = field(default_factory=dict)
+    _started: bool = False
+
+    @property
+    def config(self) -> Config:
+        return self.context.config
+
+    def planned(self, config: Config) -> dict[Key, tuple[Check, Target]]:
+        plan: dict[Key, tuple[Check, Target]] = {}
+        for check in self.checks:
+            for target in check.targets(config):
+                plan[(check.name, target.key)] = (check, target)
+        return plan
+
+    def apply(self, context: CheckContext) -> None:
+        """Swap in a new context (config): start new pairs, stop removed ones, keep the rest.
+
+        A pair whose target is unchanged keeps its task (so its schedule) and its results.
+        """
+        self.context = context
+        plan = self.planned(context.config)
+        for key in [k for k in self._jobs if k not in plan or self._jobs[k].target != plan[k][1]]:
+            job = self._jobs.pop(key)
+            if job.task is not None:
+                job.task.cancel()
+        # Removed pairs, and pairs whose target changed its parameters, lose their results.
+        self.store.retain(k for k in plan if k in self._jobs)
+        for key, (check, target) in plan.items():
+            if key in self._jobs:
+                self._jobs[key].check = check
+                continue
+            job = _Job(check, target)
+            self._jobs[key] = job
+            if self._started:
+                job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
+
+    def start(self) -> None:
+        self._started = True
+        for key, job in self._jobs.items():
+            if job.task is None:
+                job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
+
+    async def stop(self) -> None:
+        tasks = [j.task for j in self._jobs.values() if j.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def ready(self) -> bool:
+        """True once every (check, target) has finished its first run."""
+        return all(j.done_first for j in self._jobs.values())
+
+    def pending_first_runs(self) -> int:
+        return sum(1 for j in self._jobs.values() if not j.done_first)
+
+    def run_timeout(self) -> float:
+        return self.config.scheduler.run_timeout
+
+    async def _loop(self, job: _Job) -> None:
+        check, target = job.check, job.target
+        jitter = self.config.scheduler.jitter
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(random.random() * jitter * FIRST_RUN_SPREAD)
+        next_start = loop.time()
+        while True:
+            interval = check.interval(self.config)
+            result = await run_once(check, target, self.context, self.run_timeout())
+            self.store.update(result)
+            job.done_first = True
+            if result.success:
+                log.debug("check=%s target=%s ok duration=%.3fs samples=%d",
+                          check.name, target.key, result.duration, len(result.samples))
+            else:
+                log.warning("check=%s target=%s failed: %s",
+                            check.name, target.key, "; ".join(result.errors)[:500])
+            next_start += interval
+            now = loop.time()
+            if now > next_start:
+                missed = int((now - next_start) // interval) + 1
+                self.overruns[check.name] += missed
+                log.warning("check=%s target=%s run took %.1fs, longer than its %gs "
+                            "interval: skipping %d run(s)", check.name, target.key,
+                            result.duration, interval, missed)
+                next_start += missed * interval
+            delay = next_start - now + random.uniform(0, jitter * interval * 0.1)
+            await asyncio.sleep(max(0.0, delay))

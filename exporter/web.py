@@ -1,0 +1,75 @@
+"""The HTTP face: /metrics, /-/healthy, /-/ready, /-/reload and the landing page."""
+
+from __future__ import annotations
+
+import html
+import logging
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from exporter import __version__
+from exporter.app import Exporter
+
+log = logging.getLogger("exporter.web")
+
+EXPORTER_KEY: web.AppKey[Exporter] = web.AppKey("exporter", Exporter)
+
+
+def _exporter(request: web.Request) -> Exporter:
+    return request.app[EXPORTER_KEY]
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(_exporter(request).registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="Healthy.\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    scheduler = _exporter(request).scheduler
+    if scheduler.ready():
+        return web.Response(text="Ready.\n")
+    pending = scheduler.pending_first_runs()
+    return web.Response(status=503, text=f"Not ready: {pending} first run(s) pending.\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    ok, message = await _exporter(request).reload()
+    return web.Response(status=200 if ok else 500, text=message + "\n")
+
+
+async def landing(request: web.Request) -> web.Response:
+    exporter = _exporter(request)
+    entries = exporter.store.snapshot()
+    failing = [e for e in entries if not e.success]
+    rows = "".join(
+        f"<tr><td>{html.escape(e.check)}</td><td>{html.escape(e.target)}</td>"
+        f"<td>{html.escape('; '.join(e.errors))}</td></tr>" for e in failing[:200]
+    )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>deliverability-exporter</title></head>
+<body><h1>deliverability-exporter {html.escape(__version__)}</h1>
+<p>Checks sending IPs and mail domains the way receiving mail servers do.</p>
+<ul><li><a href="/metrics">/metrics</a></li><li><a href="/-/healthy">/-/healthy</a></li>
+<li><a href="/-/ready">/-/ready</a></li></ul>
+<p>{len(entries)} check/target results stored, {len(failing)} failing.</p>
+<table><tr><th>check</th><th>target</th><th>error</th></tr>{rows}</table>
+</body></html>
+"""
+    return web.Response(text=page, content_type="text/html")
+
+
+def make_app(exporter: Exporter) -> web.Application:
+    app = web.Application()
+    app[EXPORTER_KEY] = exporter
+    app.router.add_get("/", landing)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_put("/-/reload", reload)
+    return app

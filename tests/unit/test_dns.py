@@ -1,0 +1,176 @@
+"""The DNS layer: classification of responses, TTL cache, coalescing, failures never cached."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from exporter.dns import (
+    DnsResolver,
+    LookupFailed,
+    Outcome,
+    Upstream,
+    answer_from_message,
+    parse_mx,
+    reverse_name,
+)
+
+
+def response(qname: str, rdtype: str, rcode: int = dns.rcode.NOERROR,
+             answers: tuple[tuple[str, str, str], ...] = (), soa: bool = False,
+             ad: bool = False) -> dns.message.Message:
+    query = dns.message.make_query(qname, rdtype)
+    msg = dns.message.make_response(query)
+    msg.set_rcode(rcode)
+    if ad:
+        msg.flags |= dns.flags.AD
+    for name, atype, text in answers:
+        msg.answer.append(dns.rrset.from_text(name, 300, "IN", atype, text))
+    if soa:
+        msg.authority.append(dns.rrset.from_text(
+            "example.", 3600, "IN", "SOA", "ns. host. 1 3600 600 86400 120"))
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("rcode", "outcome"),
+    [(dns.rcode.SERVFAIL, Outcome.SERVFAIL), (dns.rcode.REFUSED, Outcome.REFUSED),
+     (dns.rcode.FORMERR, Outcome.SERVFAIL), (dns.rcode.NXDOMAIN, Outcome.NXDOMAIN),
+     (dns.rcode.NOERROR, Outcome.NODATA)],
+)
+def test_rcodes_are_classified(rcode: int, outcome: Outcome) -> None:
+    answer = answer_from_message("x.example", "A", response("x.example.", "A", rcode, soa=True))
+    assert answer.outcome is outcome
+    assert answer.answered is (outcome in (Outcome.NXDOMAIN, Outcome.NODATA))
+
+
+def test_negative_ttl_comes_from_the_soa_minimum() -> None:
+    answer = answer_from_message("x.example", "A",
+                                 response("x.example.", "A", dns.rcode.NXDOMAIN, soa=True))
+    assert answer.ttl == 120
+
+
+def test_cname_chain_is_followed_and_reported() -> None:
+    msg = response("mx.example.", "A", answers=(
+        ("mx.example.", "CNAME", "real.example."), ("real.example.", "A", "192.0.2.1")))
+    answer = answer_from_message("mx.example", "A", msg)
+    assert answer.records == ("192.0.2.1",)
+    assert answer.is_cname and answer.canonical_name == "real.example"
+
+
+def test_record_formats() -> None:
+    mx = answer_from_message("example", "MX", response("example.", "MX", answers=(
+        ("example.", "MX", "10 MX1.Example."), ("example.", "MX", "0 ."))))
+    assert sorted(parse_mx(r) for r in mx.records) == [(0, ""), (10, "mx1.example")]
+    txt = answer_from_message("example", "TXT", response("example.", "TXT", answers=(
+        ("example.", "TXT", '"v=spf1 " "-all"'), ("example.", "TXT", '"\\255bad"'))))
+    assert "v=spf1 -all" in txt.records
+    assert any("\ufffd" in r for r in txt.records)
+    six = answer_from_message("h", "AAAA", response("h.", "AAAA", answers=(
+        ("h.", "AAAA", "2001:DB8:0:0::25"),), ad=True))
+    assert six.records == ("2001:db8::25",) and six.authenticated
+
+
+def test_require_raises_for_failures_only() -> None:
+    fail = answer_from_message("x", "A", response("x.", "A", dns.rcode.SERVFAIL))
+    with pytest.raises(LookupFailed, match="A x: servfail"):
+        fail.require()
+    answer_from_message("x", "A", response("x.", "A", dns.rcode.NXDOMAIN)).require()
+
+
+def test_reverse_names() -> None:
+    assert reverse_name("192.0.2.10") == "10.2.0.192.in-addr.arpa"
+    assert reverse_name("2001:db8::25").endswith(".8.b.d.0.1.0.0.2.ip6.arpa")
+
+
+class _Server(asyncio.DatagramProtocol):
+    """A tiny loopback DNS server whose behaviour each test chooses."""
+
+    def __init__(self, handler: Callable[[dns.message.Message], dns.message.Message | None]):
+        self.handler = handler
+        self.queries: list[str] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        self.queries.append(query.question[0].name.to_text())
+        reply = self.handler(query)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply.to_wire(), addr)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Callable[..., _Server]]:
+    transports: list[asyncio.BaseTransport] = []
+
+    async def make(handler: Callable[[dns.message.Message], dns.message.Message | None]
+                   ) -> tuple[_Server, int]:
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.create_datagram_endpoint(
+            lambda: _Server(handler), local_addr=("127.0.0.1", 0))
+        transports.append(transport)
+        return proto, transport.get_extra_info("sockname")[1]
+
+    yield make  # type: ignore[misc]
+    for t in transports:
+        t.close()
+
+
+def a_record(query: dns.message.Message) -> dns.message.Message:
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "127.0.0.2"))
+    return reply
+
+
+async def test_identical_questions_are_coalesced_and_cached(server) -> None:  # type: ignore[no-untyped-def]
+    proto, port = await server(a_record)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1)
+    answers = await asyncio.gather(*(resolver.resolve("x.example", "A") for _ in range(50)))
+    assert all(a.records == ("127.0.0.2",) for a in answers)
+    again = await resolver.resolve("X.Example.", "a")
+    assert again.records == ("127.0.0.2",)
+    assert proto.queries == ["x.example."]
+    assert resolver.stats.counts["ok"] == 1 and resolver.stats.counts["cached"] == 50
+
+
+async def test_timeouts_are_not_cached_and_are_counted(server) -> None:  # type: ignore[no-untyped-def]
+    proto, port = await server(lambda q: None)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.1, attempts=2)
+    first = await resolver.resolve("x.example", "A")
+    second = await resolver.resolve("x.example", "A")
+    assert first.outcome is second.outcome is Outcome.TIMEOUT
+    assert len(proto.queries) == 4  # two attempts each, nothing cached
+    assert resolver.stats.counts["timeout"] == 2
+
+
+async def test_servfail_is_retried_then_reported(server) -> None:  # type: ignore[no-untyped-def]
+    def servfail(q: dns.message.Message) -> dns.message.Message:
+        reply = dns.message.make_response(q)
+        reply.set_rcode(dns.rcode.SERVFAIL)
+        return reply
+
+    proto, port = await server(servfail)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.5, attempts=3)
+    answer = await resolver.resolve("x.example", "A")
+    assert answer.outcome is Outcome.SERVFAIL
+    assert len(proto.queries) == 3
+
+
+async def test_shared_cache_is_per_upstream(server) -> None:  # type: ignore[no-untyped-def]
+    proto_a, port_a = await server(a_record)
+    proto_b, port_b = await server(a_record)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port_a), timeout=1, attempts=1)
+    mirror = resolver.for_upstream(Upstream(("127.0.0.1",), port_b))
+    await resolver.resolve("x.example", "A")
+    await mirror.resolve("x.example", "A")
+    assert len(proto_a.queries) == 1 and len(proto_b.queries) == 1
+    assert mirror.stats is resolver.stats

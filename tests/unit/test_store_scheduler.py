@@ -1,0 +1,165 @@
+"""Store and scheduler: failures keep the last good values, runs never overlap or pile up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import shutil
+from collections.abc import Sequence
+from typing import ClassVar
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app import Exporter
+from exporter.checks.base import CheckContext, Findings, MetricSpec, Result, Sample, Target
+from exporter.config import Config, parse_config_text
+from exporter.dns import Answer, LookupFailed, Outcome
+from exporter.scheduler import Scheduler
+from exporter.store import Store
+from tests.fakes import FakeResolver
+
+
+def result(success: bool, samples: Sequence[Sample], ts: float) -> Result:
+    return Result("c", "t", success, 0.1, ts, tuple(samples), () if success else ("boom",))
+
+
+def s(metric: str, value: float, **labels: str) -> Sample:
+    return Sample(metric, tuple(sorted(labels.items())), value)
+
+
+def test_failed_run_keeps_last_good_values_and_timestamp() -> None:
+    store = Store()
+    store.update(result(True, [s("m", 1, zone="a"), s("m", 0, zone="b")], 100.0))
+    entry = store.update(result(False, [s("m", 1, zone="b")], 200.0))
+    assert not entry.success
+    assert entry.last_success == 100.0
+    assert {k[1]: v.value for k, v in entry.samples.items()} == {
+        (("zone", "a"),): 1, (("zone", "b"),): 1}
+    entry = store.update(result(True, [s("m", 0, zone="a")], 300.0))
+    assert entry.last_success == 300.0
+    assert len(entry.samples) == 1  # a complete run replaces everything
+
+
+def test_first_failed_run_has_no_last_success() -> None:
+    entry = Store().update(result(False, [], 1.0))
+    assert entry.last_success is None
+
+
+class SlowCheck:
+    name: ClassVar[str] = "slow"
+    metrics: ClassVar[Sequence[MetricSpec]] = (MetricSpec("deliverability_slow", "x", ()),)
+
+    def __init__(self, delay: float, interval: float) -> None:
+        self.delay = delay
+        self._interval = interval
+        self.running = 0
+        self.max_running = 0
+        self.runs = 0
+
+    def targets(self, config: Config) -> list[Target]:
+        return [Target(self.name, "t")]
+
+    def interval(self, config: Config) -> float:
+        return self._interval
+
+    async def run(self, target: Target, ctx: CheckContext) -> Findings:
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        self.runs += 1
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.running -= 1
+        f = Findings()
+        f.add("deliverability_slow", 1)
+        return f
+
+
+def ctx(config: Config | None = None) -> CheckContext:
+    return CheckContext(FakeResolver(), config or parse_config_text(
+        "scheduler: {jitter: 0, run_timeout: 1s}"), logging.getLogger("t"))
+
+
+async def test_overrunning_runs_are_skipped_and_counted_never_overlapped() -> None:
+    check = SlowCheck(delay=0.25, interval=0.1)
+    scheduler = Scheduler([check], Store(), ctx())
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    await asyncio.sleep(0.9)
+    await scheduler.stop()
+    assert check.max_running == 1
+    assert 2 <= check.runs <= 4
+    assert scheduler.overruns["slow"] >= 2
+
+
+async def test_run_timeout_is_a_failure() -> None:
+    check = SlowCheck(delay=5, interval=10)
+    store = Store()
+    scheduler = Scheduler([check], store, ctx())
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if scheduler.ready():
+            break
+    await scheduler.stop()
+    entry = store.get("slow", "t")
+    assert entry is not None and not entry.success
+    assert "timed out" in entry.errors[0]
+
+
+class FailingCheck(SlowCheck):
+    name: ClassVar[str] = "failing"
+
+    async def run(self, target: Target, ctx: CheckContext) -> Findings:
+        raise LookupFailed(Answer("x.example", "TXT", Outcome.TIMEOUT))
+
+
+async def test_lookup_failure_marks_the_run_failed_and_ready_still_turns_true() -> None:
+    store = Store()
+    scheduler = Scheduler([FailingCheck(0, 10)], store, ctx())
+    scheduler.apply(scheduler.context)
+    assert not scheduler.ready()
+    scheduler.start()
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        if scheduler.ready():
+            break
+    await scheduler.stop()
+    assert scheduler.ready()
+    entry = store.get("failing", "t")
+    assert entry is not None and "TXT x.example: timeout" in entry.errors[0]
+
+
+async def test_reload_keeps_unchanged_targets_and_drops_removed_ones() -> None:
+    base = "scheduler: {jitter: 0}\nptr: {interval: 1h}\ndnsbl: {zones: []}\n"
+    one = parse_config_text(base + "senders: [192.0.2.1, 192.0.2.2]")
+    exporter = Exporter(one)
+    store = exporter.store
+    store.update(Result("ptr", "192.0.2.1", True, 0.1, 1.0, (s("deliverability_ptr_present", 1,
+                                                                 ip="192.0.2.1"),)))
+    store.update(Result("ptr", "192.0.2.2", True, 0.1, 1.0, ()))
+    exporter.apply_config(parse_config_text(base + "senders: [192.0.2.1, 192.0.2.3]"))
+    assert store.get("ptr", "192.0.2.1") is not None  # unchanged: kept
+    assert store.get("ptr", "192.0.2.2") is None  # removed: gone
+    assert ("ptr", "192.0.2.3") in exporter.scheduler.planned(exporter.config)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) missing")
+def test_metrics_output_passes_promtool_lint() -> None:
+    config = parse_config_text("dnsbl: {zones: [bl.example]}\nsenders: [192.0.2.1]")
+    exporter = Exporter(config)
+    exporter.store.update(Result("dnsbl", "192.0.2.1", True, 0.1, 1.0, (
+        s("deliverability_dnsbl_listed", 1, ip="192.0.2.1", zone="bl.example"),
+        s("deliverability_dnsbl_listing_info", 1, ip="192.0.2.1", zone="bl.example",
+          code="127.0.0.2", reason='say "hi"\\ there'),
+    )))
+    body = generate_latest(exporter.registry)
+    lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
+    assert lint.returncode == 0 and not lint.stdout and not lint.stderr, lint.stdout + lint.stderr
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    assert "(cached" in families["deliverability_dnsbl_listed"].documentation
+    assert families["deliverability_dns_queries"].type == "counter"
