@@ -30,7 +30,7 @@ def build_resolver(config: Config, stats: QueryStats) -> DnsResolver:
     rc = config.resolver
     upstream = Upstream(rc.nameservers or system_nameservers(), rc.port)
     return DnsResolver(upstream, timeout=rc.timeout, attempts=rc.attempts,
-                       max_in_flight=rc.max_in_flight, stats=stats)
+                       max_in_flight=rc.max_in_flight, stats=stats, transport=rc.transport)
 
 
 def build_context(config: Config, resolver: DnsResolver) -> CheckContext:
@@ -74,6 +74,7 @@ class Exporter:
         if self._maintenance is not None:
             self._maintenance.cancel()
         await self.scheduler.stop()
+        self.resolver.close()
 
     async def _prune_cache(self) -> None:
         while True:
@@ -96,8 +97,8 @@ class Exporter:
 
     def apply_config(self, new: Config) -> None:
         if new.resolver != self.config.resolver:
-            old_stats = self.stats
-            self.resolver = build_resolver(new, old_stats)
+            self.resolver.close()
+            self.resolver = build_resolver(new, self.stats)
         self.config = new
         self.scheduler.apply(build_context(new, self.resolver))
         self.reload_state.successful = True

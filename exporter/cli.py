@@ -17,6 +17,7 @@ from exporter.app import Exporter
 from exporter.config import Config, ConfigError, load_config, parse_config_text
 from exporter.logs import LEVELS, setup_logging
 from exporter.web import make_app
+from exporter.webconfig import WebConfig, load_web_config
 
 #: Not used by blackbox_exporter (9115), dnsbl_exporter (9211) or other well-known exporters.
 DEFAULT_PORT = 9723
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate the configuration, print every error, exit 0 or 1")
     p.add_argument("--web.listen-address", dest="listen", default=f":{DEFAULT_PORT}",
                    help="address to serve /metrics on (default: %(default)s)")
+    p.add_argument("--web.config.file", dest="web_config_file", default="",
+                   help="exporter-toolkit web config: TLS, client certificates, basic auth")
     p.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS),
                    help="log level (default: %(default)s)")
     p.add_argument("--log.format", dest="log_format", default="logfmt",
@@ -64,25 +67,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"--web.listen-address: {exc}", file=sys.stderr)
         return 2
+    web_config = WebConfig()
+    if args.web_config_file:
+        try:
+            web_config = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            _print_problems("web configuration", exc)
+            return 1
     if args.demo:
         if args.listen == f":{DEFAULT_PORT}":
             host = "127.0.0.1"
-        return asyncio.run(_serve_demo(host, port))
+        return asyncio.run(_serve_demo(host, port, web_config))
     try:
         config = load_config(args.config_file)
     except ConfigError as exc:
-        print(f"configuration is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems("configuration", exc)
         return 1
     if args.config_check:
         print(f"{args.config_file}: OK ({len(config.senders)} sender(s), "
               f"{len(config.domains)} domain(s))")
         return 0
-    return asyncio.run(serve(config, args.config_file, host, port))
+    return asyncio.run(serve(config, args.config_file, host, port, web_config))
 
 
-async def _serve_demo(host: str | None, port: int) -> int:
+def _print_problems(what: str, exc: ConfigError) -> None:
+    print(f"{what} is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
+async def _serve_demo(host: str | None, port: int, web_config: WebConfig) -> int:
     from exporter.demo import demo_config_text, start_demo_responder
 
     responder = await start_demo_responder("127.0.0.1", 0)
@@ -90,16 +104,21 @@ async def _serve_demo(host: str | None, port: int) -> int:
         config = parse_config_text(demo_config_text(responder.port), "<demo>")
         log.info("demo: bundled zones served on 127.0.0.1:%d; nothing leaves this machine",
                  responder.port)
-        return await serve(config, None, host, port)
+        return await serve(config, None, host, port, web_config)
     finally:
         await responder.stop()
 
 
-async def serve(config: Config, config_path: str | None, host: str | None, port: int) -> int:
+async def serve(
+    config: Config, config_path: str | None, host: str | None, port: int,
+    web_config: WebConfig | None = None,
+) -> int:
+    web_config = web_config or WebConfig()
     exporter = Exporter(config, config_path)
-    runner = web.AppRunner(make_app(exporter), access_log=None, handle_signals=False)
+    runner = web.AppRunner(make_app(exporter, web_config), access_log=None,
+                           handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=web_config.ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -107,8 +126,9 @@ async def serve(config: Config, config_path: str | None, host: str | None, port:
         await runner.cleanup()
         return 1
     shown = host or "localhost"
-    log.info("deliverability-exporter %s listening on http://%s:%d/metrics",
-             __version__, f"[{shown}]" if ":" in shown else shown, port)
+    scheme = "https" if web_config.ssl_context else "http"
+    log.info("deliverability-exporter %s listening on %s://%s:%d/metrics", __version__, scheme,
+             f"[{shown}]" if ":" in shown else shown, port)
     exporter.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ from exporter.blocklists import delist_url, effective_zones
 from exporter.checks.base import Check, MetricSpec
 from exporter.config import Config
 from exporter.dns import QUERY_OUTCOMES, QueryStats
+from exporter.registry import all_metric_specs
 from exporter.store import Store
 
 CACHED = " (cached: from the last background run)"
@@ -68,7 +69,7 @@ class StoreCollector(Collector):
         return iter(())  # unchecked collector: families vary with config
 
     def collect(self) -> Iterator[Metric]:
-        entries = self.store.snapshot()
+        entries = sorted(self.store.snapshot(), key=lambda e: (e.check, e.target))
         success = GaugeMetricFamily(
             "deliverability_check_success", _help(CORE_METRICS[0]), labels=["check", "target"])
         duration = GaugeMetricFamily(
@@ -93,11 +94,8 @@ class StoreCollector(Collector):
         yield success
         yield duration
         yield last
-        for spec in _check_specs(self.checks):
-            family = Metric(spec.name, _help(spec), "gauge")
-            for label_pairs, (value, _) in sorted(series.get(spec.name, {}).items()):
-                family.add_sample(spec.name, dict(label_pairs), value)
-            yield family
+        flat = {name: {labels: v for labels, (v, _) in per.items()} for name, per in series.items()}
+        yield from sample_families(all_metric_specs(self.checks), flat, CACHED)
         yield from self._process_metrics()
 
     def _process_metrics(self) -> Iterator[Metric]:
@@ -133,16 +131,18 @@ class StoreCollector(Collector):
                                 CORE_METRICS[9].help, value=self.reload.last_success)
 
 
+def sample_families(
+    specs: Sequence[MetricSpec],
+    series: dict[str, dict[tuple[tuple[str, str], ...], float]],
+    help_suffix: str = "",
+) -> Iterator[Metric]:
+    """One gauge family per spec, with the samples stored for it (label sets may differ)."""
+    for spec in specs:
+        family = Metric(spec.name, spec.help + help_suffix, "gauge")
+        for label_pairs, value in sorted(series.get(spec.name, {}).items()):
+            family.add_sample(spec.name, dict(label_pairs), value)
+        yield family
+
+
 def _help(spec: MetricSpec) -> str:
     return spec.help + CACHED
-
-
-def _check_specs(checks: Sequence[Check]) -> list[MetricSpec]:
-    seen: set[str] = set()
-    specs = []
-    for check in checks:
-        for spec in check.metrics:
-            if spec.name not in seen:
-                seen.add(spec.name)
-                specs.append(spec)
-    return specs

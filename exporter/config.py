@@ -94,6 +94,8 @@ class ResolverConfig:
     timeout: float = 2.0
     attempts: int = 2
     max_in_flight: int = 256
+    #: "datagram" (the lean client) or "dnspython" (the reference transport).
+    transport: str = "datagram"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,26 @@ class SchedulerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ModuleConfig:
+    """A /probe module: which checks run, and the settings a probed target gets."""
+
+    name: str
+    checks: tuple[str, ...]
+    dkim_selectors: tuple[str, ...] = ()
+    helo: str = ""
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    #: Domain suffixes and CIDRs that may be probed beyond the configured targets.
+    allow: tuple[str, ...] = ()
+    #: Per-client token bucket: sustained requests per second and burst size.
+    rate: float = 10.0
+    burst: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
     dnsbl: DnsblConfig = field(default_factory=DnsblConfig)
@@ -210,6 +232,8 @@ class Config:
     senders: tuple[SenderConfig, ...] = ()
     domains: tuple[DomainConfig, ...] = ()
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    modules: tuple[ModuleConfig, ...] = ()
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     #: Where the config came from, for messages.
     source: str = "<config>"
 
@@ -313,8 +337,13 @@ def _network(text: object) -> str:
 
 
 def _decode_resolver(d: _Decoder, raw: object) -> ResolverConfig:
-    m = d.mapping(raw, "resolver", ("nameservers", "port", "timeout", "attempts", "max_in_flight"))
+    m = d.mapping(raw, "resolver", ("nameservers", "port", "timeout", "attempts", "max_in_flight",
+                                    "transport"))
+    transport = d.string(m.get("transport"), "resolver.transport", "datagram")
+    if transport not in ("datagram", "dnspython"):
+        d.problem("resolver.transport", f"must be datagram or dnspython, got {transport!r}")
     return ResolverConfig(
+        transport=transport,
         nameservers=d.ip_list(m.get("nameservers"), "resolver.nameservers"),
         port=d.integer(m.get("port"), "resolver.port", 53, 1, 65535),
         timeout=d.duration(m.get("timeout"), "resolver.timeout", 2.0),
@@ -522,10 +551,72 @@ def _decode_scheduler(d: _Decoder, raw: object) -> SchedulerConfig:
     )
 
 
+#: Check names a module may name; the registry checks this list stays in step.
+KNOWN_CHECKS = (
+    "dnsbl", "ptr", "spf", "dkim", "dmarc", "mx", "smtp", "mta_sts", "tlsrpt", "dnssec",
+    "dane", "bimi",
+)
+
+
+def _allow_entry(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"expected a domain suffix or a CIDR, got {text!r}")
+    value = text.strip()
+    if "/" in value or is_ip(value):
+        return str(ipaddress.ip_network(value, strict=False))
+    return valid_hostname(value.lstrip("*."))
+
+
+def _decode_modules(d: _Decoder, raw: object) -> tuple[ModuleConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        d.problem("modules", f"expected a mapping of module names, got {type(raw).__name__}")
+        return ()
+    modules = []
+    for name, body in raw.items():
+        path = f"modules.{name}"
+        m = d.mapping(body, path, ("checks", "dkim_selectors", "helo", "timeout"))
+        checks = []
+        for i, c in enumerate(d.sequence(m.get("checks"), f"{path}.checks")):
+            if c not in KNOWN_CHECKS:
+                d.problem(f"{path}.checks[{i}]",
+                          f"unknown check {c!r} (known: {', '.join(KNOWN_CHECKS)})")
+            else:
+                checks.append(c)
+        if not m.get("checks"):
+            d.problem(f"{path}.checks", "required: the checks this module runs")
+        selectors = tuple(
+            d.convert(v, f"{path}.dkim_selectors[{i}]", _selector, "")
+            for i, v in enumerate(d.sequence(m.get("dkim_selectors"), f"{path}.dkim_selectors"))
+        )
+        helo = m.get("helo")
+        modules.append(ModuleConfig(
+            name=str(name), checks=tuple(checks), dkim_selectors=selectors,
+            helo=d.convert(helo, f"{path}.helo", valid_hostname, "") if helo else "",
+            timeout=d.duration(m.get("timeout"), f"{path}.timeout", 30.0),
+        ))
+    return tuple(modules)
+
+
+def _decode_probe(d: _Decoder, raw: object) -> ProbeConfig:
+    m = d.mapping(raw, "probe", ("allow", "rate", "burst"))
+    allow = tuple(
+        d.convert(v, f"probe.allow[{i}]", _allow_entry, "")
+        for i, v in enumerate(d.sequence(m.get("allow"), "probe.allow"))
+    )
+    rate = m.get("rate", 10.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        d.problem("probe.rate", f"must be a positive number of requests per second, got {rate!r}")
+        rate = 10.0
+    return ProbeConfig(allow=allow, rate=float(rate),
+                       burst=d.integer(m.get("burst"), "probe.burst", 50, 1, 100000))
+
+
 TOP_LEVEL_KEYS = (
     "resolver", "dnsbl", "ptr", "spf", "dkim", "dmarc", "mx", "smtp", "tls",
     "senders", "domains", "scheduler", "mta_sts", "tlsrpt", "dnssec", "dane", "bimi",
-    "postmaster", "snds",
+    "postmaster", "snds", "modules", "probe",
 )
 
 
@@ -574,6 +665,8 @@ def build_config(raw: object, source: str = "<config>") -> Config:
         senders=tuple(senders),
         domains=tuple(domains),
         scheduler=_decode_scheduler(d, top.get("scheduler")),
+        modules=_decode_modules(d, top.get("modules")),
+        probe=_decode_probe(d, top.get("probe")),
         source=source,
     )
     if d.problems:

@@ -17,10 +17,10 @@ import ipaddress
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import dns.asyncquery
 import dns.exception
@@ -32,6 +32,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import dns.rrset
+
+if TYPE_CHECKING:
+    from exporter.dns_wire import DatagramClient
 
 
 class Outcome(StrEnum):
@@ -229,12 +232,31 @@ def system_nameservers() -> tuple[str, ...]:
         return ("127.0.0.1",)
 
 
+@dataclass
+class _Shared:
+    """What every view of one resolver shares: cache, in-flight table, budget, stats."""
+
+    stats: QueryStats
+    limit: asyncio.Semaphore
+    clock: Callable[[], float]
+    transport: str
+    cache: dict[tuple[str, str, Upstream], tuple[float, Answer]] = field(default_factory=dict)
+    in_flight: dict[tuple[str, str, Upstream], asyncio.Future[Answer]] = field(
+        default_factory=dict)
+    clients: dict[Upstream, DatagramClient] = field(default_factory=dict)
+
+
 class DnsResolver:
     """Async resolver: TTL cache, in-flight coalescing, bounded concurrency.
 
     Failures are never cached: the next run asks again. Answers are cached for
     their TTL (negative answers for the SOA minimum), so a thousand domains
     whose SPF includes the same provider record cause one lookup per TTL.
+
+    ``transport`` picks how questions travel: ``datagram`` (default) is the
+    lean one-socket client of :mod:`exporter.dns_wire`, falling back to
+    dnspython for what it does not read itself; ``dnspython`` uses dnspython
+    for everything (kept as the reference and for benchmarks).
     """
 
     def __init__(
@@ -245,68 +267,67 @@ class DnsResolver:
         attempts: int = 2,
         max_in_flight: int = 256,
         stats: QueryStats | None = None,
-        clock: object = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
+        transport: str = "datagram",
+        _shared: _Shared | None = None,
     ) -> None:
         self.upstream = upstream
         self.timeout = timeout
         self.attempts = attempts
-        self.stats = stats if stats is not None else QueryStats()
-        self._limit = asyncio.Semaphore(max_in_flight)
-        self._cache: dict[tuple[str, str, Upstream], tuple[float, Answer]] = {}
-        self._in_flight: dict[tuple[str, str, Upstream], asyncio.Future[Answer]] = {}
-        self._clock = clock  # type: ignore[assignment]
-        self._max_in_flight = max_in_flight
+        self._shared = _shared or _Shared(
+            stats if stats is not None else QueryStats(), asyncio.Semaphore(max_in_flight),
+            clock, transport)
+
+    @property
+    def stats(self) -> QueryStats:
+        return self._shared.stats
 
     def for_upstream(self, upstream: Upstream) -> DnsResolver:
         """A resolver for other servers (a zone's local mirror) sharing cache and stats."""
         if upstream == self.upstream:
             return self
-        other = DnsResolver.__new__(DnsResolver)
-        other.upstream = upstream
-        other.timeout = self.timeout
-        other.attempts = self.attempts
-        other.stats = self.stats
-        other._limit = self._limit
-        other._cache = self._cache
-        other._in_flight = self._in_flight
-        other._clock = self._clock
-        other._max_in_flight = self._max_in_flight
-        return other
+        return DnsResolver(upstream, timeout=self.timeout, attempts=self.attempts,
+                           _shared=self._shared)
 
     def cache_size(self) -> int:
-        return len(self._cache)
+        return len(self._shared.cache)
 
     def prune(self) -> None:
-        """Drop expired cache entries (called by the scheduler between cycles)."""
-        now = self._now()
-        for key in [k for k, (exp, _) in self._cache.items() if exp <= now]:
-            del self._cache[key]
+        """Drop expired cache entries (called periodically)."""
+        now = self._shared.clock()
+        cache = self._shared.cache
+        for key in [k for k, (exp, _) in cache.items() if exp <= now]:
+            del cache[key]
 
-    def _now(self) -> float:
-        return self._clock()  # type: ignore[operator,no-any-return]
+    def close(self) -> None:
+        for client in self._shared.clients.values():
+            client.close()
+        self._shared.clients.clear()
 
     async def resolve(self, name: str, rdtype: str) -> Answer:
+        shared = self._shared
         qname = normalize_name(name)
         rdtype = rdtype.upper()
         key = (qname, rdtype, self.upstream)
-        cached = self._cache.get(key)
+        cached = shared.cache.get(key)
         if cached is not None:
             expires, answer = cached
-            if expires > self._now():
-                self.stats.count("cached")
+            if expires > shared.clock():
+                shared.stats.counts["cached"] += 1
                 return answer
-            del self._cache[key]
-        pending = self._in_flight.get(key)
+            del shared.cache[key]
+        pending = shared.in_flight.get(key)
         if pending is not None:
-            self.stats.count("cached")
+            shared.stats.counts["cached"] += 1
             return await asyncio.shield(pending)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        shared.in_flight[key] = future
         try:
-            answer = await self._ask(qname, rdtype)
-            self.stats.count(answer.outcome.value)
+            async with shared.limit:
+                answer = await self._ask(qname, rdtype)
+            shared.stats.counts[answer.outcome.value] += 1
             if answer.answered:
-                self._cache[key] = (self._now() + answer.ttl, answer)
+                shared.cache[key] = (shared.clock() + answer.ttl, answer)
             future.set_result(answer)
             return answer
         except BaseException as exc:
@@ -315,9 +336,35 @@ class DnsResolver:
             future.exception()
             raise
         finally:
-            del self._in_flight[key]
+            del shared.in_flight[key]
 
     async def _ask(self, qname: str, rdtype: str) -> Answer:
+        if self._shared.transport != "datagram":
+            return await self._ask_dnspython(qname, rdtype)
+        answer = await self._ask_datagram(qname, rdtype)
+        # A SERVFAIL or REFUSED may be passing (an upstream restarting): ask again before
+        # calling it a failure, as the dnspython path does.
+        for _ in range(self.attempts - 1):
+            if answer.outcome not in (Outcome.SERVFAIL, Outcome.REFUSED):
+                break
+            answer = await self._ask_datagram(qname, rdtype)
+        return answer
+
+    async def _ask_datagram(self, qname: str, rdtype: str) -> Answer:
+        client = self._shared.clients.get(self.upstream)
+        if client is None:
+            # Imported here: dns_wire builds on this module's Answer and classifier.
+            from exporter.dns_wire import DatagramClient
+
+            client = DatagramClient(self.upstream.nameservers, self.upstream.port,
+                                    self.timeout, self.attempts)
+            self._shared.clients[self.upstream] = client
+        answer = await client.query(qname, rdtype)
+        if answer is not None:
+            return answer
+        return await self._ask_dnspython(qname, rdtype)
+
+    async def _ask_dnspython(self, qname: str, rdtype: str) -> Answer:
         try:
             query = dns.message.make_query(qname, rdtype, want_dnssec=False)
         except (dns.exception.DNSException, ValueError) as exc:
@@ -326,27 +373,26 @@ class DnsResolver:
         query.flags |= dns.flags.AD  # ask the validating resolver for the AD bit
         servers = list(self.upstream.nameservers)
         last_detail = "no nameservers"
-        async with self._limit:
-            for attempt in range(self.attempts):
-                server = servers[attempt % len(servers)]
-                try:
-                    response, _ = await dns.asyncquery.udp_with_fallback(
-                        query, server, timeout=self.timeout, port=self.upstream.port
-                    )
-                except dns.exception.Timeout:
-                    last_detail = f"timeout after {attempt + 1} attempt(s), last to {server}"
-                    continue
-                except (OSError, dns.exception.DNSException, EOFError) as exc:
-                    last_detail = f"{type(exc).__name__}: {exc} from {server}"
-                    # Connection refused answers at once: wait a little before retrying.
-                    await asyncio.sleep(min(self.timeout, 0.05 + random.random() * 0.1))
-                    continue
-                answer = answer_from_message(qname, rdtype, response)
-                retryable = answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED)
-                if retryable and attempt + 1 < self.attempts:
-                    last_detail = f"{answer.detail} from {server}"
-                    continue
-                return answer
+        for attempt in range(self.attempts):
+            server = servers[attempt % len(servers)]
+            try:
+                response, _ = await dns.asyncquery.udp_with_fallback(
+                    query, server, timeout=self.timeout, port=self.upstream.port
+                )
+            except dns.exception.Timeout:
+                last_detail = f"timeout after {attempt + 1} attempt(s), last to {server}"
+                continue
+            except (OSError, dns.exception.DNSException, EOFError) as exc:
+                last_detail = f"{type(exc).__name__}: {exc} from {server}"
+                # Connection refused answers at once: wait a little before retrying.
+                await asyncio.sleep(min(self.timeout, 0.05 + random.random() * 0.1))
+                continue
+            answer = answer_from_message(qname, rdtype, response)
+            retryable = answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED)
+            if retryable and attempt + 1 < self.attempts:
+                last_detail = f"{answer.detail} from {server}"
+                continue
+            return answer
         return Answer(qname, rdtype, Outcome.TIMEOUT, detail=last_detail)
 
 
@@ -356,8 +402,10 @@ def make_resolver(
     timeout: float,
     attempts: int,
     max_in_flight: int,
+    transport: str = "datagram",
 ) -> DnsResolver:
     upstream = Upstream(tuple(nameservers) if nameservers else system_nameservers(), port)
     return DnsResolver(
-        upstream, timeout=timeout, attempts=attempts, max_in_flight=max_in_flight
+        upstream, timeout=timeout, attempts=attempts, max_in_flight=max_in_flight,
+        transport=transport,
     )

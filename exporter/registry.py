@@ -15,6 +15,7 @@ from exporter.checks.base import Check, MetricSpec
 _CHECK_MODULES: tuple[tuple[str, str], ...] = (
     ("exporter.checks.dnsbl", "DnsblCheck"),
     ("exporter.checks.ptr", "PtrCheck"),
+    ("exporter.checks.spf", "SpfCheck"),
 )
 
 

@@ -125,15 +125,21 @@ async def server() -> AsyncIterator[Callable[..., _Server]]:
         t.close()
 
 
+@pytest.fixture(params=["datagram", "dnspython"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 def a_record(query: dns.message.Message) -> dns.message.Message:
     reply = dns.message.make_response(query)
     reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", "127.0.0.2"))
     return reply
 
 
-async def test_identical_questions_are_coalesced_and_cached(server) -> None:  # type: ignore[no-untyped-def]
+async def test_identical_questions_are_coalesced_and_cached(server, transport: str) -> None:  # type: ignore[no-untyped-def]
     proto, port = await server(a_record)
-    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
+                           transport=transport)
     answers = await asyncio.gather(*(resolver.resolve("x.example", "A") for _ in range(50)))
     assert all(a.records == ("127.0.0.2",) for a in answers)
     again = await resolver.resolve("X.Example.", "a")
@@ -142,9 +148,10 @@ async def test_identical_questions_are_coalesced_and_cached(server) -> None:  # 
     assert resolver.stats.counts["ok"] == 1 and resolver.stats.counts["cached"] == 50
 
 
-async def test_timeouts_are_not_cached_and_are_counted(server) -> None:  # type: ignore[no-untyped-def]
+async def test_timeouts_are_not_cached_and_are_counted(server, transport: str) -> None:  # type: ignore[no-untyped-def]
     proto, port = await server(lambda q: None)
-    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.1, attempts=2)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.1, attempts=2,
+                           transport=transport)
     first = await resolver.resolve("x.example", "A")
     second = await resolver.resolve("x.example", "A")
     assert first.outcome is second.outcome is Outcome.TIMEOUT
@@ -152,23 +159,25 @@ async def test_timeouts_are_not_cached_and_are_counted(server) -> None:  # type:
     assert resolver.stats.counts["timeout"] == 2
 
 
-async def test_servfail_is_retried_then_reported(server) -> None:  # type: ignore[no-untyped-def]
+async def test_servfail_is_retried_then_reported(server, transport: str) -> None:  # type: ignore[no-untyped-def]
     def servfail(q: dns.message.Message) -> dns.message.Message:
         reply = dns.message.make_response(q)
         reply.set_rcode(dns.rcode.SERVFAIL)
         return reply
 
     proto, port = await server(servfail)
-    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.5, attempts=3)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.5, attempts=3,
+                           transport=transport)
     answer = await resolver.resolve("x.example", "A")
     assert answer.outcome is Outcome.SERVFAIL
     assert len(proto.queries) == 3
 
 
-async def test_shared_cache_is_per_upstream(server) -> None:  # type: ignore[no-untyped-def]
+async def test_shared_cache_is_per_upstream(server, transport: str) -> None:  # type: ignore[no-untyped-def]
     proto_a, port_a = await server(a_record)
     proto_b, port_b = await server(a_record)
-    resolver = DnsResolver(Upstream(("127.0.0.1",), port_a), timeout=1, attempts=1)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port_a), timeout=1, attempts=1,
+                           transport=transport)
     mirror = resolver.for_upstream(Upstream(("127.0.0.1",), port_b))
     await resolver.resolve("x.example", "A")
     await mirror.resolve("x.example", "A")
