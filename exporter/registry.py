@@ -16,6 +16,9 @@ _CHECK_MODULES: tuple[tuple[str, str], ...] = (
     ("exporter.checks.dnsbl", "DnsblCheck"),
     ("exporter.checks.ptr", "PtrCheck"),
     ("exporter.checks.spf", "SpfCheck"),
+    ("exporter.checks.dkim", "DkimCheck"),
+    ("exporter.checks.dmarc", "DmarcCheck"),
+    ("exporter.checks.mx", "MxCheck"),
 )
 
 
