@@ -19,6 +19,8 @@ _CHECK_MODULES: tuple[tuple[str, str], ...] = (
     ("exporter.checks.dkim", "DkimCheck"),
     ("exporter.checks.dmarc", "DmarcCheck"),
     ("exporter.checks.mx", "MxCheck"),
+    ("exporter.checks.postmaster", "PostmasterCheck"),
+    ("exporter.checks.snds", "SndsCheck"),
 )
 
 
