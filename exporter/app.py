@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry
-
 from exporter.blocklists import effective_zones
+from exporter.budget import ZoneBudget, ZoneResolver
 from exporter.checks.base import Check, CheckContext
-from exporter.collector import ReloadState, StoreCollector
+from exporter.collector import MetricsRenderer, ReloadState
 from exporter.config import Config, ConfigError, load_config
 from exporter.dns import DnsResolver, QueryStats, Resolver, Upstream, system_nameservers
 from exporter.registry import all_checks
@@ -33,12 +33,32 @@ def build_resolver(config: Config, stats: QueryStats) -> DnsResolver:
                        max_in_flight=rc.max_in_flight, stats=stats, transport=rc.transport)
 
 
-def build_context(config: Config, resolver: DnsResolver) -> CheckContext:
+def build_context(
+    config: Config, resolver: DnsResolver, budgets: dict[str, ZoneBudget] | None = None,
+    zone_sent: Counter[str] | None = None,
+) -> CheckContext:
+    """Every blocklist zone gets its own resolver view: its mirror, its budget, its counter.
+
+    ``budgets`` carries the budgets' state across reloads (a reload must not hand out a
+    fresh daily quota); it is updated in place.
+    """
+    budgets = {} if budgets is None else budgets
+    zone_sent = Counter() if zone_sent is None else zone_sent
     zone_resolvers: dict[str, Resolver] = {}
     for zone in effective_zones(config.dnsbl.zones, config.dnsbl.builtin):
+        inner = resolver
         if zone.nameservers:
-            zone_resolvers[zone.zone] = resolver.for_upstream(
-                Upstream(zone.nameservers, zone.port))
+            inner = resolver.for_upstream(Upstream(zone.nameservers, zone.port))
+        budget = None
+        if zone.budget_per_second or zone.budget_per_day:
+            budget = budgets.get(zone.zone)
+            if budget is None or (budget.per_second, budget.per_day) != (
+                    zone.budget_per_second, zone.budget_per_day):
+                budget = ZoneBudget(zone.budget_per_second, zone.budget_per_day)
+                if zone.zone in budgets:  # limits changed: keep what was spent today
+                    budget.spent_today = budgets[zone.zone].spent_today
+            budgets[zone.zone] = budget
+        zone_resolvers[zone.zone] = ZoneResolver(zone.zone, inner, budget, zone_sent)
     return CheckContext(resolver=resolver, config=config, log=logging.getLogger("exporter.check"),
                         zone_resolvers=zone_resolvers)
 
@@ -51,20 +71,29 @@ class Exporter:
     stats: QueryStats = field(default_factory=QueryStats)
     store: Store = field(default_factory=Store)
     reload_state: ReloadState = field(default_factory=ReloadState)
+    #: ``--shard=I/N``: this replica checks the targets whose hash falls in shard I of N.
+    shard: tuple[int, int] = (0, 1)
 
     def __post_init__(self) -> None:
+        self.budgets: dict[str, ZoneBudget] = {}
+        self.zone_sent: Counter[str] = Counter()
         self.resolver = build_resolver(self.config, self.stats)
-        self.scheduler = Scheduler(self.checks, self.store, build_context(self.config,
-                                                                          self.resolver))
+        self.scheduler = Scheduler(self.checks, self.store, self._context(self.config),
+                                   shard=self.shard)
         self.scheduler.apply(self.scheduler.context)
         self.reload_state.successful = True
         self.reload_state.last_success = time.time()
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(StoreCollector(
+        self.renderer = MetricsRenderer(
             self.store, self.checks, self.stats, lambda: self.config, self.reload_state,
-            lambda: dict(self.scheduler.overruns)))
+            lambda: dict(self.scheduler.overruns), lambda: dict(self.zone_sent))
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
+
+    def _context(self, config: Config) -> CheckContext:
+        return build_context(config, self.resolver, self.budgets, self.zone_sent)
+
+    def render_metrics(self) -> bytes:
+        return self.renderer.render()
 
     def start(self) -> None:
         self.scheduler.start()
@@ -100,7 +129,7 @@ class Exporter:
             self.resolver.close()
             self.resolver = build_resolver(new, self.stats)
         self.config = new
-        self.scheduler.apply(build_context(new, self.resolver))
+        self.scheduler.apply(self._context(new))
         self.reload_state.successful = True
         self.reload_state.last_success = time.time()
         log.info("configuration loaded: %d check/target pairs", len(self.scheduler.planned(new)))

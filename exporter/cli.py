@@ -34,6 +34,13 @@ def parse_listen_address(text: str) -> tuple[str | None, int]:
     return (host or None), int(port_text)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not sep or not index.isdigit() or not count.isdigit() or not 0 <= int(index) < int(count):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return int(index), int(count)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deliverability-exporter",
@@ -52,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log level (default: %(default)s)")
     p.add_argument("--log.format", dest="log_format", default="logfmt",
                    choices=["logfmt", "json"], help="log format (default: %(default)s)")
+    p.add_argument("--shard", default="0/1", type=parse_shard,
+                   help="I/N: check only the targets whose hash falls in shard I of N "
+                        "(0-based), for several replicas sharing the work (default: %(default)s)")
     p.add_argument("--demo", action="store_true",
                    help="run offline on bundled demo zones served by an embedded DNS responder")
     p.add_argument("--version", action="version",
@@ -87,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config_file}: OK ({len(config.senders)} sender(s), "
               f"{len(config.domains)} domain(s))")
         return 0
-    return asyncio.run(serve(config, args.config_file, host, port, web_config))
+    return asyncio.run(serve(config, args.config_file, host, port, web_config, args.shard))
 
 
 def _print_problems(what: str, exc: ConfigError) -> None:
@@ -111,10 +121,10 @@ async def _serve_demo(host: str | None, port: int, web_config: WebConfig) -> int
 
 async def serve(
     config: Config, config_path: str | None, host: str | None, port: int,
-    web_config: WebConfig | None = None,
+    web_config: WebConfig | None = None, shard: tuple[int, int] = (0, 1),
 ) -> int:
     web_config = web_config or WebConfig()
-    exporter = Exporter(config, config_path)
+    exporter = Exporter(config, config_path, shard=shard)
     runner = web.AppRunner(make_app(exporter, web_config), access_log=None,
                            handle_signals=False)
     await runner.setup()

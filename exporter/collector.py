@@ -1,16 +1,20 @@
 """Renders the store as Prometheus metrics. Never touches the network.
 
 Everything here is read from results the scheduler already stored, so a
-scrape is cheap and says so in its HELP texts.
+scrape is cheap and says so in its HELP texts. The text exposition is
+written here rather than through prometheus_client's registry: each stored
+result renders its own lines once (they are cached on the entry until the
+next run replaces it), so a scrape of 250,000 series is mostly string
+joining. prometheus_client still builds the /probe registries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.core import Metric
 
 from exporter import __version__
 from exporter.blocklists import delist_url, effective_zones
@@ -18,7 +22,7 @@ from exporter.checks.base import Check, MetricSpec
 from exporter.config import Config
 from exporter.dns import QUERY_OUTCOMES, QueryStats
 from exporter.registry import all_metric_specs
-from exporter.store import Store
+from exporter.store import Entry, Store
 
 CACHED = " (cached: from the last background run)"
 
@@ -39,6 +43,9 @@ CORE_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("deliverability_dns_queries_total",
                "DNS questions by outcome; cached counts answers served from the TTL cache "
                "or joined to an identical question in flight.", ("outcome",)),
+    MetricSpec("deliverability_dnsbl_queries_total",
+               "DNS questions sent for each blocklist zone (answers from the cache not counted): "
+               "what you spend of the list operator's quota.", ("zone",)),
     MetricSpec("deliverability_dnsbl_zone_info",
                "Each blocklist zone queried, its type and its lookup/removal page.",
                ("zone", "type", "delist_url")),
@@ -56,79 +63,132 @@ class ReloadState:
     last_success: float = 0.0
 
 
+def escape_label(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
+
+
+def series_text(metric: str, labels: Iterable[tuple[str, str]]) -> str:
+    inner = ",".join(f'{k}="{escape_label(v)}"' for k, v in labels)
+    return f"{metric}{{{inner}}}" if inner else metric
+
+
+def format_value(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def _help_line(name: str, text: str, kind: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {escaped}\n# TYPE {name} {kind}\n"
+
+
+def _entry_text(entry: Entry) -> dict[str, str]:
+    """An entry's exposition lines joined per metric, rendered once per stored result."""
+    if entry.rendered is None:
+        by_metric: dict[str, list[str]] = {}
+        for s in entry.samples.values():
+            by_metric.setdefault(s.metric, []).append(
+                f"{series_text(s.metric, s.labels)} {format_value(s.value)}\n")
+        entry.rendered = {m: "".join(lines) for m, lines in by_metric.items()}
+    return entry.rendered
+
+
+def _entry_series(entry: Entry) -> list[tuple[str, str, str]]:
+    return [(s.metric, series_text(s.metric, s.labels), format_value(s.value))
+            for s in entry.samples.values()]
+
+
 @dataclass(eq=False)
-class StoreCollector(Collector):
+class MetricsRenderer:
     store: Store
     checks: Sequence[Check]
     stats: QueryStats
     config: Callable[[], Config]
     reload: ReloadState = field(default_factory=ReloadState)
     overruns: Callable[[], dict[str, int]] = dict
+    #: Queries sent per blocklist zone (counter), maintained by the zone resolvers.
+    zone_queries: Callable[[], dict[str, int]] = dict
+    #: Samples computed from the whole store (provider requirements), added at render time.
+    derived: Callable[[], Iterable[tuple[str, tuple[tuple[str, str], ...], float]]] = tuple
 
-    def describe(self) -> Iterator[Metric]:
-        return iter(())  # unchecked collector: families vary with config
-
-    def collect(self) -> Iterator[Metric]:
+    def render(self) -> bytes:
         entries = sorted(self.store.snapshot(), key=lambda e: (e.check, e.target))
-        success = GaugeMetricFamily(
-            "deliverability_check_success", _help(CORE_METRICS[0]), labels=["check", "target"])
-        duration = GaugeMetricFamily(
-            "deliverability_check_duration_seconds", _help(CORE_METRICS[1]),
-            labels=["check", "target"], unit="")
-        last = GaugeMetricFamily(
-            "deliverability_check_last_success_timestamp_seconds", _help(CORE_METRICS[2]),
-            labels=["check", "target"])
-        # Samples by metric; when two targets report the same series, the newer wins.
-        series: dict[str, dict[tuple[tuple[str, str], ...], tuple[float, float]]] = {}
+        out: list[str] = []
+        success, duration, last = [], [], []
+        chunks: dict[str, list[str]] = {}
+        # Series that more than one target may report (non-exclusive entries): the newer
+        # run wins. Exclusive entries (nearly all) are joined as pre-rendered text.
+        shared: dict[str, dict[str, tuple[str, float]]] = {}
         for entry in entries:
-            labels = [entry.check, entry.target]
-            success.add_metric(labels, 1.0 if entry.success else 0.0)
-            duration.add_metric(labels, entry.duration)
+            labels = series_text("", (("check", entry.check), ("target", entry.target)))
+            success.append(f"deliverability_check_success{labels} "
+                           f"{'1.0' if entry.success else '0.0'}\n")
+            duration.append(f"deliverability_check_duration_seconds{labels} "
+                            f"{format_value(entry.duration)}\n")
             if entry.last_success is not None:
-                last.add_metric(labels, entry.last_success)
-            for sample in entry.samples.values():
-                per_metric = series.setdefault(sample.metric, {})
-                previous = per_metric.get(sample.labels)
-                if previous is None or previous[1] <= entry.timestamp:
-                    per_metric[sample.labels] = (sample.value, entry.timestamp)
-        yield success
-        yield duration
-        yield last
-        flat = {name: {labels: v for labels, (v, _) in per.items()} for name, per in series.items()}
-        yield from sample_families(all_metric_specs(self.checks), flat, CACHED)
-        yield from self._process_metrics()
+                last.append(f"deliverability_check_last_success_timestamp_seconds{labels} "
+                            f"{format_value(entry.last_success)}\n")
+            if entry.exclusive:
+                for metric, text in _entry_text(entry).items():
+                    chunks.setdefault(metric, []).append(text)
+                continue
+            ts = entry.timestamp
+            for metric, series, value in _entry_series(entry):
+                family = shared.setdefault(metric, {})
+                previous = family.get(series)
+                if previous is None or previous[1] <= ts:
+                    family[series] = (value, ts)
+        for metric, series_labels, derived_value in self.derived():
+            chunks.setdefault(metric, []).append(
+                f"{series_text(metric, series_labels)} {format_value(derived_value)}\n")
+        for spec, lines in ((CORE_METRICS[0], success), (CORE_METRICS[1], duration),
+                            (CORE_METRICS[2], last)):
+            out.append(_help_line(spec.name, _help(spec), "gauge"))
+            out.extend(lines)
+        for spec in all_metric_specs(self.checks):
+            out.append(_help_line(spec.name, _help(spec), "gauge"))
+            out.extend(chunks.get(spec.name, ()))
+            family = shared.get(spec.name, {})
+            out.extend(f"{series} {value}\n" for series, (value, _) in sorted(family.items()))
+        out.extend(self._process_lines())
+        return "".join(out).encode()
 
-    def _process_metrics(self) -> Iterator[Metric]:
+    def _process_lines(self) -> Iterator[str]:
         config = self.config()
-        interval = GaugeMetricFamily("deliverability_check_interval_seconds",
-                                     CORE_METRICS[3].help, labels=["check"])
-        for check in self.checks:
-            interval.add_metric([check.name], check.interval(config))
-        yield interval
-        overruns = CounterMetricFamily("deliverability_check_overruns", CORE_METRICS[4].help,
-                                       labels=["check"])
+
+        def family(spec: MetricSpec, kind: str,
+                   samples: Iterable[tuple[tuple[tuple[str, str], ...], float]]) -> str:
+            lines = [_help_line(spec.name, spec.help, kind)]
+            lines += [f"{series_text(spec.name, lbl)} {format_value(v)}\n" for lbl, v in samples]
+            return "".join(lines)
+
+        core = {spec.name: spec for spec in CORE_METRICS}
+        yield family(core["deliverability_check_interval_seconds"], "gauge",
+                     [((("check", c.name),), c.interval(config)) for c in self.checks])
         counts = self.overruns()
-        for check in self.checks:
-            overruns.add_metric([check.name], float(counts.get(check.name, 0)))
-        yield overruns
-        queries = CounterMetricFamily("deliverability_dns_queries", CORE_METRICS[5].help,
-                                      labels=["outcome"])
-        for outcome in QUERY_OUTCOMES:
-            queries.add_metric([outcome], float(self.stats.counts.get(outcome, 0)))
-        yield queries
-        zones = GaugeMetricFamily("deliverability_dnsbl_zone_info", CORE_METRICS[6].help,
-                                  labels=["zone", "type", "delist_url"])
-        for zone in effective_zones(config.dnsbl.zones, config.dnsbl.builtin):
-            zones.add_metric([zone.zone, zone.type, delist_url(zone.zone)], 1.0)
-        yield zones
-        build = GaugeMetricFamily("deliverability_build_info", CORE_METRICS[7].help,
-                                  labels=["version"])
-        build.add_metric([__version__], 1.0)
-        yield build
-        yield GaugeMetricFamily("deliverability_config_last_reload_successful",
-                                CORE_METRICS[8].help, value=1.0 if self.reload.successful else 0.0)
-        yield GaugeMetricFamily("deliverability_config_last_reload_success_timestamp_seconds",
-                                CORE_METRICS[9].help, value=self.reload.last_success)
+        yield family(core["deliverability_check_overruns_total"], "counter",
+                     [((("check", c.name),), float(counts.get(c.name, 0))) for c in self.checks])
+        yield family(core["deliverability_dns_queries_total"], "counter",
+                     [((("outcome", o),), float(self.stats.counts.get(o, 0)))
+                      for o in QUERY_OUTCOMES])
+        zones = effective_zones(config.dnsbl.zones, config.dnsbl.builtin)
+        sent = self.zone_queries()
+        yield family(core["deliverability_dnsbl_queries_total"], "counter",
+                     [((("zone", z.zone),), float(sent.get(z.zone, 0))) for z in zones])
+        yield family(core["deliverability_dnsbl_zone_info"], "gauge",
+                     [((("delist_url", delist_url(z.zone)), ("type", z.type), ("zone", z.zone)),
+                       1.0) for z in zones])
+        yield family(core["deliverability_build_info"], "gauge",
+                     [((("version", __version__),), 1.0)])
+        yield family(core["deliverability_config_last_reload_successful"], "gauge",
+                     [((), 1.0 if self.reload.successful else 0.0)])
+        yield family(core["deliverability_config_last_reload_success_timestamp_seconds"], "gauge",
+                     [((), self.reload.last_success)])
 
 
 def sample_families(
@@ -136,7 +196,7 @@ def sample_families(
     series: dict[str, dict[tuple[tuple[str, str], ...], float]],
     help_suffix: str = "",
 ) -> Iterator[Metric]:
-    """One gauge family per spec, with the samples stored for it (label sets may differ)."""
+    """One gauge family per spec (prometheus_client objects, for /probe registries)."""
     for spec in specs:
         family = Metric(spec.name, spec.help + help_suffix, "gauge")
         for label_pairs, value in sorted(series.get(spec.name, {}).items()):

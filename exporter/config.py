@@ -105,6 +105,9 @@ class ZoneConfig:
     nameservers: tuple[str, ...] = ()
     port: int = 53
     error_codes: tuple[str, ...] = ()  # networks whose answers mean "query refused"
+    #: Query budget (0: unlimited): the operator's quota, per second and per UTC day.
+    budget_per_second: float = 0.0
+    budget_per_day: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +358,14 @@ def _decode_resolver(d: _Decoder, raw: object) -> ResolverConfig:
 def _decode_zone(d: _Decoder, raw: object, path: str) -> ZoneConfig | None:
     if isinstance(raw, str):
         raw = {"zone": raw}
-    m = d.mapping(raw, path, ("zone", "type", "nameservers", "port", "error_codes"))
+    m = d.mapping(raw, path, ("zone", "type", "nameservers", "port", "error_codes", "budget"))
+    budget = d.mapping(m.get("budget"), _join(path, "budget"), ("per_second", "per_day"))
+    per_second = budget.get("per_second", 0)
+    if isinstance(per_second, bool) or not isinstance(per_second, int | float) or per_second < 0:
+        d.problem(_join(path, "budget.per_second"),
+                  f"must be a non-negative number, got {per_second!r}")
+        per_second = 0
+    per_day = d.integer(budget.get("per_day"), _join(path, "budget.per_day"), 0, 0, 10**12)
     zone = ""
     if "zone" not in m:
         d.problem(_join(path, "zone"), "required")
@@ -374,6 +384,7 @@ def _decode_zone(d: _Decoder, raw: object, path: str) -> ZoneConfig | None:
         return None
     return ZoneConfig(
         zone=zone, type=ztype, nameservers=nameservers, port=port, error_codes=codes,
+        budget_per_second=float(per_second), budget_per_day=per_day,
     )
 
 

@@ -44,13 +44,15 @@ class Outcome(StrEnum):
     SERVFAIL = "servfail"
     REFUSED = "refused"
     TIMEOUT = "timeout"
+    #: Not sent at all: the zone's query budget is spent (see exporter.budget).
+    THROTTLED = "throttled"
 
 
 #: Outcomes that are real answers from the DNS; everything else is a failure.
 ANSWERED = frozenset({Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA})
 
 #: Every value of the ``outcome`` label of ``deliverability_dns_queries_total``.
-QUERY_OUTCOMES = (*(o.value for o in Outcome), "cached")
+QUERY_OUTCOMES = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "cached")
 
 
 def normalize_name(name: str) -> str:
@@ -291,6 +293,14 @@ class DnsResolver:
 
     def cache_size(self) -> int:
         return len(self._shared.cache)
+
+    def would_send(self, name: str, rdtype: str) -> bool:
+        """False when the question would be answered from the cache or joined to one in flight."""
+        key = (normalize_name(name), rdtype.upper(), self.upstream)
+        cached = self._shared.cache.get(key)
+        if cached is not None and cached[0] > self._shared.clock():
+            return False
+        return key not in self._shared.in_flight
 
     def prune(self) -> None:
         """Drop expired cache entries (called periodically)."""

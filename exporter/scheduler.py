@@ -9,6 +9,7 @@ never queued. Every run has a timeout; a timed-out run is a failed run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -60,7 +61,21 @@ async def run_once(
         samples=tuple(findings.samples),
         errors=tuple(errors),
         findings=tuple(findings.findings),
+        exclusive=findings.exclusive,
     )
+
+
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Prometheus' hashmod on the target: the last 8 bytes of its MD5, modulo N.
+
+    The same function as ``relabel_configs: [{action: hashmod, source_labels:
+    [__param_target], modulus: N}]``, so /probe sharding and --shard agree.
+    """
+    index, count = shard
+    if count <= 1:
+        return True
+    digest = hashlib.md5(key.encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[8:], "big") % count == index
 
 
 @dataclass(slots=True)
@@ -76,6 +91,8 @@ class Scheduler:
     checks: Sequence[Check]
     store: Store
     context: CheckContext
+    #: (I, N): run only the targets in shard I of N (see ``in_shard``).
+    shard: tuple[int, int] = (0, 1)
     overruns: Counter[str] = field(default_factory=Counter)
     _jobs: dict[Key, _Job] = field(default_factory=dict)
     _started: bool = False
@@ -88,6 +105,8 @@ class Scheduler:
         plan: dict[Key, tuple[Check, Target]] = {}
         for check in self.checks:
             for target in check.targets(config):
+                if target.param("kind") != "zone" and not in_shard(target.key, self.shard):
+                    continue  # another replica's; zone health runs on every replica
                 plan[(check.name, target.key)] = (check, target)
         return plan
 

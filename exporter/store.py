@@ -28,6 +28,10 @@ class Entry:
     errors: tuple[str, ...]
     findings: tuple[Finding, ...]
     runs: int = 1
+    exclusive: bool = True
+    #: The exposition text of ``samples`` by metric, filled in by the collector when first
+    #: scraped; a new run replaces the entry, and so the cache.
+    rendered: dict[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +62,8 @@ class Store:
             errors=result.errors,
             findings=findings,
             runs=(old.runs + 1) if old else 1,
+            exclusive=result.exclusive and (old.exclusive if old and not result.success
+                                            else True),
         )
         self.entries[key] = entry
         return entry

@@ -6,7 +6,7 @@ import html
 import logging
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter import __version__
 from exporter.app import Exporter
@@ -33,7 +33,7 @@ def _exporter(request: web.Request) -> Exporter:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(_exporter(request).registry)
+    body = _exporter(request).render_metrics()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

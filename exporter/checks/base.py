@@ -9,7 +9,9 @@ unanswered lookup. The scheduler, ``/probe`` and the tests all read the same
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -60,6 +62,12 @@ class Finding:
     fix: str = ""
 
 
+@functools.lru_cache(maxsize=65536)
+def _label_pair(name: str, value: str) -> tuple[str, str]:
+    """One shared tuple per label pair: 200,000 samples need not hold 400,000 copies."""
+    return (sys.intern(name), value)
+
+
 @dataclass(slots=True)
 class Findings:
     """What one run learned. Samples only from lookups that were answered."""
@@ -68,8 +76,13 @@ class Findings:
     errors: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
+    #: False when another target may report the same series (a sender host whose
+    #: addresses overlap another host's): the collector then de-duplicates them.
+    exclusive: bool = True
+
     def add(self, metric: str, value: float | bool, **labels: str) -> None:
-        self.samples.append(Sample(metric, tuple(sorted(labels.items())), float(value)))
+        pairs = tuple(_label_pair(k, v) for k, v in sorted(labels.items()))
+        self.samples.append(Sample(metric, pairs, float(value)))
 
     def error(self, message: str) -> None:
         self.errors.append(message)
@@ -120,6 +133,7 @@ class Result:
     samples: tuple[Sample, ...]
     errors: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
+    exclusive: bool = True
 
 
 class Check(Protocol):

@@ -5,7 +5,26 @@ from __future__ import annotations
 import asyncio
 
 from exporter.checks.base import Findings, Status
+from exporter.config import Config
 from exporter.dns import Resolver
+
+
+def configured_ips(config: Config) -> frozenset[str]:
+    return frozenset(s.ip for s in config.senders if s.ip)
+
+
+async def sender_host_addresses(
+    resolver: Resolver, host: str, config: Config, findings: Findings
+) -> list[str]:
+    """The addresses a sender-host run reports on.
+
+    Addresses that are configured as senders of their own are left to their own
+    target, and the run's series are marked shared: two hosts may resolve to the
+    same address, and the collector must then show each series once.
+    """
+    findings.exclusive = False
+    own = configured_ips(config)
+    return [a for a in await host_addresses(resolver, host, findings) if a not in own]
 
 
 async def host_addresses(resolver: Resolver, host: str, findings: Findings) -> list[str]:

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 from exporter.blocklists import classify_code, delist_url, effective_zones, error_networks
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
-from exporter.checks.common import host_addresses
+from exporter.checks.common import sender_host_addresses
 from exporter.config import Config, ZoneConfig
 from exporter.dns import Answer, Outcome, Resolver
 
@@ -177,7 +177,8 @@ class DnsblCheck:
             await self._run_zone(zone, ctx, findings)
             return findings
         if KIND_HOST in kind:
-            addresses = await host_addresses(ctx.resolver, target.key, findings)
+            addresses = await sender_host_addresses(ctx.resolver, target.key, ctx.config,
+                                                    findings)
             ip_zones = [z for z in zones if z.type == "ip"]
             await asyncio.gather(*(self._run_item(a, "ip", ip_zones, ctx, findings)
                                    for a in addresses))

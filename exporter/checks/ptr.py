@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
-from exporter.checks.common import host_addresses
+from exporter.checks.common import sender_host_addresses
 from exporter.config import Config
 from exporter.dns import Resolver, reverse_name
 
@@ -109,7 +109,8 @@ class PtrCheck:
         findings = Findings()
         helo = str(target.param("helo", "") or "")
         if target.param("kind") == "host":
-            addresses = await host_addresses(ctx.resolver, target.key, findings)
+            addresses = await sender_host_addresses(ctx.resolver, target.key, ctx.config,
+                                                    findings)
         else:
             addresses = [target.key]
         await asyncio.gather(*(evaluate(ctx.resolver, ip, helo, findings) for ip in addresses))

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
@@ -157,9 +156,29 @@ def test_metrics_output_passes_promtool_lint() -> None:
         s("deliverability_dnsbl_listing_info", 1, ip="192.0.2.1", zone="bl.example",
           code="127.0.0.2", reason='say "hi"\\ there'),
     )))
-    body = generate_latest(exporter.registry)
+    body = exporter.render_metrics()
     lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
     assert lint.returncode == 0 and not lint.stdout and not lint.stderr, lint.stdout + lint.stderr
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     assert "(cached" in families["deliverability_dnsbl_listed"].documentation
     assert families["deliverability_dns_queries"].type == "counter"
+
+
+def test_series_reported_by_two_shared_targets_appear_once_newest_wins() -> None:
+    exporter = Exporter(parse_config_text("dnsbl: {zones: [bl.example]}"))
+    for target, ts, value in (("a.example", 1.0, 0), ("b.example", 2.0, 1)):
+        exporter.store.update(Result(
+            "ptr", target, True, 0.1, ts,
+            (s("deliverability_ptr_present", value, ip="192.0.2.1"),), exclusive=False))
+    body = exporter.render_metrics().decode()
+    lines = [ln for ln in body.splitlines() if ln.startswith("deliverability_ptr_present{")]
+    assert lines == ['deliverability_ptr_present{ip="192.0.2.1"} 1.0']
+
+
+def test_label_values_are_escaped() -> None:
+    exporter = Exporter(parse_config_text("dnsbl: {zones: [bl.example]}"))
+    exporter.store.update(Result("dnsbl", "192.0.2.1", True, 0.1, 1.0, (
+        s("deliverability_dnsbl_listing_info", 1, ip="192.0.2.1", zone="bl.example",
+          code="127.0.0.2", reason='a "quoted"\\ line\nbreak'),)))
+    body = exporter.render_metrics().decode()
+    assert 'reason="a \\"quoted\\"\\\\ line\\nbreak"' in body

@@ -1,0 +1,88 @@
+"""Per-zone query budgets, so a free-tier user stays inside a list operator's quota.
+
+Spamhaus and others bound free use by queries per day and per second. A zone
+with a budget gets a token bucket (queries per second) and a daily count
+(reset at midnight UTC). Only questions that would really be sent are
+counted: cache hits and questions joined to one in flight cost nothing.
+When the per-second budget is empty, lookups wait; when the daily one is
+spent, they fail as THROTTLED, which checks treat like any unanswered
+lookup: the run fails and the last good values stay. Never "not listed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from exporter.dns import Answer, DnsResolver, Outcome, normalize_name
+
+
+@dataclass
+class ZoneBudget:
+    per_second: float = 0.0  # 0: unlimited
+    per_day: int = 0  # 0: unlimited
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    tokens: float = field(init=False)
+    last: float = field(init=False)
+    day: int = field(init=False)
+    spent_today: int = 0
+    waited_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.tokens = max(1.0, self.per_second)
+        self.last = self.clock()
+        self.day = int(self.wall() // 86400)
+
+    def exhausted(self) -> bool:
+        self._roll_day()
+        return bool(self.per_day) and self.spent_today >= self.per_day
+
+    def _roll_day(self) -> None:
+        today = int(self.wall() // 86400)
+        if today != self.day:
+            self.day, self.spent_today = today, 0
+
+    async def acquire(self) -> str:
+        """Take one query's worth; '' when granted, else why not (the daily budget is spent)."""
+        if self.exhausted():
+            return (f"daily query budget of {self.per_day} spent; "
+                    "lookups resume at 00:00 UTC")
+        if self.per_second:
+            while True:
+                now = self.clock()
+                self.tokens = min(max(1.0, self.per_second),
+                                  self.tokens + (now - self.last) * self.per_second)
+                self.last = now
+                if self.tokens >= 1.0:
+                    break
+                wait = (1.0 - self.tokens) / self.per_second
+                self.waited_seconds += wait
+                await asyncio.sleep(wait)
+            self.tokens -= 1.0
+        self.spent_today += 1
+        return ""
+
+
+class ZoneResolver:
+    """The resolver a blocklist zone's lookups go through: counts what is sent, spends budget."""
+
+    def __init__(self, zone: str, inner: DnsResolver, budget: ZoneBudget | None,
+                 sent: Counter[str]) -> None:
+        self.zone = zone
+        self.inner = inner
+        self.budget = budget
+        self.sent = sent
+
+    async def resolve(self, name: str, rdtype: str) -> Answer:
+        if self.inner.would_send(name, rdtype):
+            if self.budget is not None:
+                problem = await self.budget.acquire()
+                if problem:
+                    return Answer(normalize_name(name), rdtype.upper(), Outcome.THROTTLED,
+                                  detail=f"{self.zone}: {problem}")
+            self.sent[self.zone] += 1
+        return await self.inner.resolve(name, rdtype)
