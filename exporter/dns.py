@@ -329,7 +329,14 @@ class DnsResolver:
         pending = shared.in_flight.get(key)
         if pending is not None:
             shared.stats.counts["cached"] += 1
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are being cancelled ourselves
+                # The asker we joined was cancelled (a /probe timing out): ask ourselves.
+                return await self.resolve(name, rdtype)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         shared.in_flight[key] = future
         try:

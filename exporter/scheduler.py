@@ -37,7 +37,10 @@ async def run_once(
     findings = Findings()
     errors: list[str] = []
     try:
-        findings = await asyncio.wait_for(check.run(target, ctx), timeout)
+        # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a cancellation
+        # that arrives as the run finishes, and the loop would then never stop.
+        async with asyncio.timeout(timeout):
+            findings = await check.run(target, ctx)
         errors = list(findings.errors)
     except LookupFailed as exc:
         errors = [f"lookup failed: {exc}"]

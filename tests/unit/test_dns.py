@@ -183,3 +183,17 @@ async def test_shared_cache_is_per_upstream(server, transport: str) -> None:  # 
     await mirror.resolve("x.example", "A")
     assert len(proto_a.queries) == 1 and len(proto_b.queries) == 1
     assert mirror.stats is resolver.stats
+
+
+async def test_cancelled_asker_does_not_cancel_those_who_joined_it(server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    proto, port = await server(a_record)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
+                           transport=transport)
+    slow_first = asyncio.ensure_future(resolver.resolve("x.example", "A"))
+    await asyncio.sleep(0)  # the first asker is now in flight
+    joined = asyncio.ensure_future(resolver.resolve("x.example", "A"))
+    await asyncio.sleep(0)
+    slow_first.cancel()
+    answer = await joined
+    assert answer.records == ("127.0.0.2",)
+    assert slow_first.cancelled()
