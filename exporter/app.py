@@ -19,6 +19,7 @@ from exporter.checks.base import Check, CheckContext
 from exporter.collector import MetricsRenderer, ReloadState
 from exporter.config import Config, ConfigError, load_config
 from exporter.dns import DnsResolver, QueryStats, Resolver, Upstream, system_nameservers
+from exporter.providers import PROVIDER_METRICS, provider_samples
 from exporter.registry import all_checks
 from exporter.scheduler import Scheduler
 from exporter.store import Store
@@ -85,7 +86,8 @@ class Exporter:
         self.reload_state.last_success = time.time()
         self.renderer = MetricsRenderer(
             self.store, self.checks, self.stats, lambda: self.config, self.reload_state,
-            lambda: dict(self.scheduler.overruns), lambda: dict(self.zone_sent))
+            lambda: dict(self.scheduler.overruns), lambda: dict(self.zone_sent),
+            lambda: provider_samples(self.store, self.config), PROVIDER_METRICS)
         self._reload_lock = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
 

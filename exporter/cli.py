@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deliverability-exporter",
         description="Prometheus exporter for mail deliverability: blocklists, reverse DNS, "
                     "SPF, DKIM, DMARC, MX and transport security.",
+        epilog="One-shot commands: 'deliverability-exporter check DOMAIN [...]' prints a "
+               "report with fixes; 'deliverability-exporter explain' reads a bounce "
+               "(see '... check --help' and '... explain --help').",
     )
     p.add_argument("--config.file", dest="config_file", default="config.yml",
                    help="configuration file (default: %(default)s)")
@@ -70,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The one-shot commands for people: a report now, or the reading of a bounce.
+    if argv and argv[0] == "check":
+        from exporter.report import check_main
+
+        return check_main(argv[1:])
+    if argv and argv[0] == "explain":
+        from exporter.bounce import explain_main
+
+        return explain_main(argv[1:])
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, args.log_format)
     try:

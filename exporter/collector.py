@@ -18,7 +18,7 @@ from prometheus_client.core import Metric
 
 from exporter import __version__
 from exporter.blocklists import delist_url, effective_zones
-from exporter.checks.base import Check, MetricSpec
+from exporter.checks.base import Check, MetricSpec, Sample
 from exporter.config import Config
 from exporter.dns import QUERY_OUTCOMES, QueryStats
 from exporter.registry import all_metric_specs
@@ -113,8 +113,9 @@ class MetricsRenderer:
     overruns: Callable[[], dict[str, int]] = dict
     #: Queries sent per blocklist zone (counter), maintained by the zone resolvers.
     zone_queries: Callable[[], dict[str, int]] = dict
-    #: Samples computed from the whole store (provider requirements), added at render time.
-    derived: Callable[[], Iterable[tuple[str, tuple[tuple[str, str], ...], float]]] = tuple
+    #: Samples computed from the whole store (provider requirements) and their specs.
+    derived: Callable[[], Iterable[Sample]] = tuple
+    derived_specs: Sequence[MetricSpec] = ()
 
     def render(self) -> bytes:
         entries = sorted(self.store.snapshot(), key=lambda e: (e.check, e.target))
@@ -143,14 +144,14 @@ class MetricsRenderer:
                 previous = family.get(series)
                 if previous is None or previous[1] <= ts:
                     family[series] = (value, ts)
-        for metric, series_labels, derived_value in self.derived():
-            chunks.setdefault(metric, []).append(
-                f"{series_text(metric, series_labels)} {format_value(derived_value)}\n")
+        for sample in self.derived():
+            chunks.setdefault(sample.metric, []).append(
+                f"{series_text(sample.metric, sample.labels)} {format_value(sample.value)}\n")
         for spec, lines in ((CORE_METRICS[0], success), (CORE_METRICS[1], duration),
                             (CORE_METRICS[2], last)):
             out.append(_help_line(spec.name, _help(spec), "gauge"))
             out.extend(lines)
-        for spec in all_metric_specs(self.checks):
+        for spec in [*all_metric_specs(self.checks), *self.derived_specs]:
             out.append(_help_line(spec.name, _help(spec), "gauge"))
             out.extend(chunks.get(spec.name, ()))
             family = shared.get(spec.name, {})

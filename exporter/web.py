@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import html
 import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from exporter import __version__
 from exporter.app import Exporter
 from exporter.probe import (
     ProbeError,
@@ -20,6 +18,7 @@ from exporter.probe import (
     render_metrics,
     run_probe,
 )
+from exporter.status_page import status_page
 from exporter.webconfig import WebConfig, middlewares
 
 log = logging.getLogger("exporter.web")
@@ -83,32 +82,11 @@ async def probe(request: web.Request) -> web.Response:
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def landing(request: web.Request) -> web.Response:
-    exporter = _exporter(request)
-    entries = exporter.store.snapshot()
-    failing = [e for e in entries if not e.success]
-    rows = "".join(
-        f"<tr><td>{html.escape(e.check)}</td><td>{html.escape(e.target)}</td>"
-        f"<td>{html.escape('; '.join(e.errors))}</td></tr>" for e in failing[:200]
-    )
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>deliverability-exporter</title></head>
-<body><h1>deliverability-exporter {html.escape(__version__)}</h1>
-<p>Checks sending IPs and mail domains the way receiving mail servers do.</p>
-<ul><li><a href="/metrics">/metrics</a></li><li><a href="/-/healthy">/-/healthy</a></li>
-<li><a href="/-/ready">/-/ready</a></li></ul>
-<p>{len(entries)} check/target results stored, {len(failing)} failing.</p>
-<table><tr><th>check</th><th>target</th><th>error</th></tr>{rows}</table>
-</body></html>
-"""
-    return web.Response(text=page, content_type="text/html")
-
-
 def make_app(exporter: Exporter, web_config: WebConfig | None = None) -> web.Application:
     app = web.Application(middlewares=middlewares(web_config or WebConfig()))
     app[EXPORTER_KEY] = exporter
     app[LIMITER_KEY] = RateLimiter(exporter.config.probe.rate, exporter.config.probe.burst)
-    app.router.add_get("/", landing)
+    app.router.add_get("/", status_page)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/probe", probe)
     app.router.add_get("/-/healthy", healthy)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from exporter.collector import CORE_METRICS
+from exporter.providers import PROVIDER_METRICS
 from exporter.registry import all_checks, all_metric_specs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def documented_rows() -> dict[str, str]:
 
 def test_every_metric_is_documented_with_its_labels() -> None:
     rows = documented_rows()
-    specs = list(CORE_METRICS) + all_metric_specs(all_checks())
+    specs = [*CORE_METRICS, *PROVIDER_METRICS, *all_metric_specs(all_checks())]
     missing = [s.name for s in specs if s.name not in rows]
     assert not missing, f"undocumented metrics: {missing}"
     for spec in specs:
@@ -34,7 +35,7 @@ def test_every_metric_is_documented_with_its_labels() -> None:
 
 
 def test_documented_metrics_exist() -> None:
-    names = {s.name for s in list(CORE_METRICS) + all_metric_specs(all_checks())}
+    names = {s.name for s in [*CORE_METRICS, *PROVIDER_METRICS, *all_metric_specs(all_checks())]}
     phantom = [n for n in documented_rows() if n not in names]
     assert not phantom, f"documented but never exported: {phantom}"
 
