@@ -19,6 +19,12 @@ _CHECK_MODULES: tuple[tuple[str, str], ...] = (
     ("exporter.checks.dkim", "DkimCheck"),
     ("exporter.checks.dmarc", "DmarcCheck"),
     ("exporter.checks.mx", "MxCheck"),
+    ("exporter.checks.smtp", "SmtpCheck"),
+    ("exporter.checks.mta_sts", "MtaStsCheck"),
+    ("exporter.checks.tlsrpt", "TlsRptCheck"),
+    ("exporter.checks.dnssec", "DnssecCheck"),
+    ("exporter.checks.dane", "DaneCheck"),
+    ("exporter.checks.bimi", "BimiCheck"),
     ("exporter.checks.postmaster", "PostmasterCheck"),
     ("exporter.checks.snds", "SndsCheck"),
 )

@@ -186,7 +186,7 @@ async def test_shared_cache_is_per_upstream(server, transport: str) -> None:  # 
 
 
 async def test_cancelled_asker_does_not_cancel_those_who_joined_it(server, transport: str) -> None:  # type: ignore[no-untyped-def]
-    proto, port = await server(a_record)
+    _, port = await server(a_record)
     resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
                            transport=transport)
     slow_first = asyncio.ensure_future(resolver.resolve("x.example", "A"))

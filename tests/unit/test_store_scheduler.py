@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import shutil
+import subprocess
 from collections.abc import Sequence
 from typing import ClassVar
 
