@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
+from exporter.checks.dmarc import applied_policy, policy_name
+from exporter.checks.dmarc_record import Policy
 from exporter.config import Config
-from exporter.dns import Resolver
 
 _BIMI_START = re.compile(r"^v=BIMI1\s*(;|$)")
-_DMARC_START = re.compile(r"^v=DMARC1\s*(;|$)", re.IGNORECASE)
 
 
 def tags(text: str) -> dict[str, str]:
@@ -77,43 +77,6 @@ def parse_bimi(text: str) -> BimiRecord:
     return BimiRecord(logo, authority)
 
 
-@dataclass(frozen=True, slots=True)
-class DmarcPolicy:
-    #: The policy that applies to the domain ("none", "quarantine", "reject" or "").
-    policy: str
-    pct: int
-    #: Where the record was found (the domain itself or a parent).
-    source: str
-    record: str
-
-
-async def dmarc_policy(resolver: Resolver, domain: str) -> DmarcPolicy | None:
-    """The DMARC policy a receiver applies, or None when no record exists.
-
-    Walks from the domain up to its parents (stopping above the last two
-    labels), using ``sp`` for an inherited policy. Unanswered lookups raise.
-    """
-    labels = domain.split(".")
-    for i in range(0, max(1, len(labels) - 1)):
-        name = ".".join(labels[i:])
-        answer = (await resolver.resolve(f"_dmarc.{name}", "TXT")).require()
-        records = [r for r in answer.records if _DMARC_START.match(r)]
-        if len(records) > 1:
-            return DmarcPolicy("", 100, name, " | ".join(records))
-        if not records:
-            continue
-        try:
-            t = tags(records[0])
-        except ValueError:
-            return DmarcPolicy("", 100, name, records[0])
-        p = t.get("p", "").lower()
-        policy = t.get("sp", p).lower() if i > 0 else p
-        pct_text = t.get("pct", "100")
-        pct = int(pct_text) if pct_text.isdigit() else -1
-        return DmarcPolicy(policy, pct, name, records[0])
-    return None
-
-
 class BimiCheck:
     name: ClassVar[str] = "bimi"
     metrics: ClassVar[Sequence[MetricSpec]] = (
@@ -156,10 +119,10 @@ class BimiCheck:
             f.add("deliverability_bimi_valid", 0, domain=domain)
             f.note(Status.INFO, f"{domain} declines BIMI", evidence=records[0])
             return f
-        dmarc = await dmarc_policy(ctx.resolver, domain)
-        if dmarc is None or dmarc.policy not in ("quarantine", "reject") or dmarc.pct != 100:
+        dmarc = await applied_policy(ctx.resolver, domain)
+        if dmarc is None or dmarc.policy < Policy.QUARANTINE or dmarc.pct != 100:
             seen = (f"DMARC at _dmarc.{dmarc.source}: {dmarc.record}" if dmarc
-                    else f"no DMARC record for {domain}")
+                    else f"no DMARC record applies to {domain}")
             f.add("deliverability_bimi_valid", 0, domain=domain)
             f.note(Status.FAIL, f"{domain} BIMI needs DMARC quarantine or reject at pct 100",
                    evidence=f"{records[0]}; {seen}",
@@ -168,5 +131,6 @@ class BimiCheck:
             return f
         f.add("deliverability_bimi_valid", 1, domain=domain)
         f.note(Status.PASS, f"{domain} BIMI record valid",
-               evidence=f"{records[0]}; DMARC p={dmarc.policy} at _dmarc.{dmarc.source}")
+               evidence=f"{records[0]}; DMARC {policy_name(dmarc.policy)} "
+                        f"at _dmarc.{dmarc.source}")
         return f

@@ -95,6 +95,33 @@ class DmarcCheck:
         return findings
 
 
+@dataclass(frozen=True, slots=True)
+class AppliedPolicy:
+    """What a receiver applies to a domain: for checks that depend on DMARC (BIMI)."""
+
+    policy: int  # NO_POLICY, 0 none, 1 quarantine, 2 reject
+    pct: int
+    source: str  # where the record was found
+    record: str  # the record text
+
+
+async def applied_policy(resolver: Resolver, domain: str) -> AppliedPolicy | None:
+    """The policy a receiver applies to ``domain`` (RFC 9989 tree walk), None when none.
+
+    Unanswered lookups raise LookupFailed, like everything here.
+    """
+    own = await read_level(resolver, domain)
+    found = discover(domain, await tree_walk(resolver, domain, own))
+    record = found.record
+    if record is None:
+        return None
+    exists = True
+    if found.inherited and record.tag("np") is not None:
+        exists = await domain_exists(resolver, domain)
+    policy = record.applied_policy(subdomain=found.inherited, exists=exists)
+    return AppliedPolicy(policy, record.pct, found.source, record.text)
+
+
 async def evaluate(resolver: Resolver, domain: str, findings: Findings) -> None:
     """Every DMARC sample and finding for one domain."""
     own = await read_level(resolver, domain)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
+from exporter.checks.mx import lookup_mx
 from exporter.config import Config
 from exporter.https_fetch import FetchError, fetch
-from exporter.mx_hosts import mx_set
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 MAX_POLICY_BYTES = 64 * 1024
@@ -211,11 +211,12 @@ class MtaStsCheck:
             return f
         policy = parsed.policy
         f.add("deliverability_mta_sts_mode", MODES[policy.mode], domain=domain)
-        mx = await mx_set(ctx.resolver, domain)
-        uncovered = [h for h in mx.hosts if not any(mx_matches(p, h) for p in policy.mx)]
+        mx_hosts = [h.name for h in
+                    (await lookup_mx(ctx.resolver, domain, addresses=False)).delivery_hosts]
+        uncovered = [h for h in mx_hosts if not any(mx_matches(p, h) for p in policy.mx)]
         evidence = (f"record {record.text}; policy mode {policy.mode}, max_age "
                     f"{policy.max_age}, mx {', '.join(policy.mx) or '-'}; "
-                    f"MX hosts {', '.join(mx.hosts) or '-'}")
+                    f"MX hosts {', '.join(mx_hosts) or '-'}")
         if uncovered and policy.mode != "none":
             f.add("deliverability_mta_sts_valid", 0, domain=domain)
             f.note(Status.FAIL, f"{domain} MTA-STS policy does not cover MX "

@@ -102,14 +102,24 @@ async def resolve_host(resolver: Resolver, name: str, preference: int = 0) -> Mx
     return MxHost(name, preference, a.records + aaaa.records, cname_target=cname)
 
 
-async def lookup_mx(resolver: Resolver, domain: str) -> MxResult:
-    """The MX hosts of ``domain`` with their addresses; raises LookupFailed if unanswered."""
+async def lookup_mx(resolver: Resolver, domain: str, *, addresses: bool = True) -> MxResult:
+    """The MX hosts of ``domain`` with their addresses; raises LookupFailed if unanswered.
+
+    ``addresses=False`` stops at the host names (MTA-STS matches names only; deciding
+    which domain owns a shared MX host needs no addresses either).
+    """
     domain = normalize_name(domain)
     answer = (await resolver.resolve(domain, "MX")).require()
     if answer.outcome is Outcome.NXDOMAIN:
         return MxResult(domain, exists=False)
+
+    async def host_of(name: str, preference: int = 0) -> MxHost:
+        if not addresses:
+            return MxHost(name, preference, ip_literal=_is_ip(name))
+        return await resolve_host(resolver, name, preference)
+
     if not answer.records:
-        return MxResult(domain, implicit_host=await resolve_host(resolver, domain))
+        return MxResult(domain, implicit_host=await host_of(domain))
     parsed = sorted({parse_mx(r) for r in answer.records})
     nulls = [(p, h) for p, h in parsed if h == ""]
     if nulls:
@@ -119,7 +129,7 @@ async def lookup_mx(resolver: Resolver, domain: str) -> MxResult:
     best: dict[str, int] = {}
     for pref, host in parsed:
         best.setdefault(host, pref)
-    hosts = await asyncio.gather(*(resolve_host(resolver, h, p) for h, p in best.items()))
+    hosts = await asyncio.gather(*(host_of(h, p) for h, p in best.items()))
     return MxResult(domain, tuple(hosts), answer.records)
 
 
