@@ -31,6 +31,9 @@ dnsperf:dnsperf
 ldns-signzone:ldnsutils
 drill:ldnsutils
 openssl:openssl
+docker-compose:docker-compose
+chromium:chromium
+chromedriver:chromium-driver
 "
 # Files (not binaries) some packages provide.
 FILE_PAIRS="
