@@ -50,7 +50,7 @@ else
 fi
 
 echo "==> ruff"
-"$venv/bin/ruff" check exporter tests bench
+"$venv/bin/ruff" check .
 echo "==> mypy"
 "$venv/bin/mypy" exporter
 echo "==> pytest"
