@@ -116,6 +116,16 @@ class MetricsRenderer:
     #: Samples computed from the whole store (provider requirements) and their specs.
     derived: Callable[[], Iterable[Sample]] = tuple
     derived_specs: Sequence[MetricSpec] = ()
+    #: The derived lines, kept until the store (or the config) changes.
+    _derived_cache: tuple[tuple[int, int], list[tuple[str, str]]] | None = None
+
+    def _derived_lines(self) -> list[tuple[str, str]]:
+        stamp = (self.store.version, id(self.config()))
+        if self._derived_cache is None or self._derived_cache[0] != stamp:
+            lines = [(s.metric, f"{series_text(s.metric, s.labels)} {format_value(s.value)}\n")
+                     for s in self.derived()]
+            self._derived_cache = (stamp, lines)
+        return self._derived_cache[1]
 
     def render(self) -> bytes:
         entries = sorted(self.store.snapshot(), key=lambda e: (e.check, e.target))
@@ -144,9 +154,8 @@ class MetricsRenderer:
                 previous = family.get(series)
                 if previous is None or previous[1] <= ts:
                     family[series] = (value, ts)
-        for sample in self.derived():
-            chunks.setdefault(sample.metric, []).append(
-                f"{series_text(sample.metric, sample.labels)} {format_value(sample.value)}\n")
+        for metric, line in self._derived_lines():
+            chunks.setdefault(metric, []).append(line)
         for spec, lines in ((CORE_METRICS[0], success), (CORE_METRICS[1], duration),
                             (CORE_METRICS[2], last)):
             out.append(_help_line(spec.name, _help(spec), "gauge"))

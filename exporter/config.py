@@ -9,6 +9,7 @@ exporter swaps a new one in only when it is valid.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -40,7 +41,7 @@ def parse_duration(text: object) -> float:
     if isinstance(text, bool):
         raise ValueError(f"expected a duration like 30s or 5m, got {text!r}")
     if isinstance(text, int | float):
-        if text <= 0:
+        if not math.isfinite(text) or text <= 0:
             raise ValueError(f"duration must be positive, got {text!r}")
         return float(text)
     if not isinstance(text, str) or not _DURATION_RE.match(text.strip()):

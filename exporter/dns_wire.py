@@ -109,8 +109,8 @@ def parse_fast(data: bytes, qlen: int, qname: str, rdtype: str, code: int) -> An
         if rtype == code and rclass == 1:
             rdata = data[pos: pos + rdlen]
             if code == _A:
-                if rdlen != 4:
-                    return None
+                if rdlen != 4 or len(rdata) != 4:
+                    return None  # short or odd: let the full parser judge it
                 records.append(socket.inet_ntoa(rdata))
             else:
                 records.append(_txt_strings(rdata))
@@ -193,7 +193,8 @@ class DatagramClient(asyncio.DatagramProtocol):
             if answer is None:
                 answer = answer_from_message(pending.qname, pending.rdtype,
                                              dns.message.from_wire(data))
-        except (dns.exception.DNSException, struct.error, IndexError, ValueError) as exc:
+        except (dns.exception.DNSException, struct.error, IndexError, ValueError,
+                OSError) as exc:
             answer = Answer(pending.qname, pending.rdtype, Outcome.SERVFAIL,
                             detail=f"malformed answer: {exc}")
         if not pending.future.done():

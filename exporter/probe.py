@@ -162,7 +162,11 @@ class _ProbeCollector(Collector):
             for sample in result.samples:
                 series.setdefault(sample.metric, {})[sample.labels] = sample.value
         yield success
-        yield from sample_families(all_metric_specs(self.checks), series)
+        # Only the families of the checks the module ran: a dnsbl probe is not a page of
+        # empty SPF, DKIM and Postmaster families.
+        ran = {r.check for r in self.outcome.results}
+        yield from sample_families(all_metric_specs([c for c in self.checks if c.name in ran]),
+                                   series)
 
 
 def render_metrics(outcome: ProbeOutcome, checks: Sequence[Check]) -> bytes:

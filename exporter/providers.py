@@ -288,7 +288,31 @@ def sending_targets(domain: DomainConfig, config: Config) -> list[str]:
     return chosen or keys
 
 
-def domain_facts(index: Index, domain: DomainConfig, config: Config) -> dict[str, Fact]:
+SenderFacts = tuple[Fact, Fact, Fact, tuple[Fact, ...]]
+
+
+def _sender_facts(index: Index, senders: list[str]) -> SenderFacts:
+    """PTR, FCrDNS, HELO and per-sender listing facts of a list of senders.
+
+    Most domains share one list (every configured sender), so one evaluation
+    computes this once per distinct list, not once per domain.
+    """
+    return (
+        _all([_metric_fact(index, "ptr", s, "deliverability_ptr_present",
+                           lambda v: v == 1, "PTR present", "ip") for s in senders]),
+        _all([_metric_fact(index, "ptr", s, "deliverability_fcrdns_valid",
+                           lambda v: v == 1, "FCrDNS valid", "ip") for s in senders]),
+        _all([_metric_fact(index, "ptr", s, "deliverability_helo_aligned",
+                           lambda v: v == 1, "HELO aligned", "ip") for s in senders]),
+        tuple(_metric_fact(index, "dnsbl", s, "deliverability_dnsbl_listings",
+                           lambda v: v == 0, "not listed", "ip") for s in senders),
+    )
+
+
+def domain_facts(
+    index: Index, domain: DomainConfig, config: Config,
+    sender_cache: dict[tuple[str, ...], SenderFacts] | None = None,
+) -> dict[str, Fact]:
     d = domain.name
     senders = sending_targets(domain, config)
     facts: dict[str, Fact] = {}
@@ -318,17 +342,15 @@ def domain_facts(index: Index, domain: DomainConfig, config: Config) -> dict[str
                                                 "deliverability_dmarc_policy",
                                                 lambda v: v >= 1, "DMARC quarantine/reject")
     if senders:
-        facts[PTR_PRESENT] = _all([_metric_fact(index, "ptr", s, "deliverability_ptr_present",
-                                                lambda v: v == 1, "PTR present", "ip")
-                                   for s in senders])
-        facts[FCRDNS_VALID] = _all([_metric_fact(index, "ptr", s, "deliverability_fcrdns_valid",
-                                                 lambda v: v == 1, "FCrDNS valid", "ip")
-                                    for s in senders])
-        facts[HELO_ALIGNED] = _all([_metric_fact(index, "ptr", s, "deliverability_helo_aligned",
-                                                 lambda v: v == 1, "HELO aligned", "ip")
-                                    for s in senders])
-        listed = [_metric_fact(index, "dnsbl", s, "deliverability_dnsbl_listings",
-                               lambda v: v == 0, "not listed", "ip") for s in senders]
+        key = tuple(senders)
+        if sender_cache is None or key not in sender_cache:
+            computed = _sender_facts(index, senders)
+            if sender_cache is None:
+                sender_cache = {}
+            sender_cache[key] = computed
+        per_sender = sender_cache[key]
+        facts[PTR_PRESENT], facts[FCRDNS_VALID], facts[HELO_ALIGNED] = per_sender[:3]
+        listed = list(per_sender[3])
         domain_entry = _good(index, "dnsbl", d)
         if domain_entry is not None and _values(domain_entry, "deliverability_dnsbl_domain_listed"):
             listed.append(_metric_fact(index, "dnsbl", d, "deliverability_dnsbl_domain_listed",
@@ -347,8 +369,9 @@ def evaluate(entries: Iterable[Entry], config: Config) -> list[ProviderVerdict]:
     """Every provider profile for every configured domain, from stored check results."""
     index = _index(entries)
     verdicts: list[ProviderVerdict] = []
+    sender_cache: dict[tuple[str, ...], SenderFacts] = {}
     for domain in config.domains:
-        facts = domain_facts(index, domain, config)
+        facts = domain_facts(index, domain, config, sender_cache)
         for prof in PROFILES:
             reqs = tuple(
                 RequirementVerdict(r.name, r.description, r.required, facts[r.name].value,

@@ -37,6 +37,8 @@ class Entry:
 @dataclass(slots=True)
 class Store:
     entries: dict[Key, Entry] = field(default_factory=dict)
+    #: Bumped on every change, so readers can cache what they derive from the store.
+    version: int = 0
 
     def update(self, result: Result) -> Entry:
         key = (result.check, result.target)
@@ -66,6 +68,7 @@ class Store:
                                             else True),
         )
         self.entries[key] = entry
+        self.version += 1
         return entry
 
     def retain(self, keys: Iterable[Key]) -> None:
@@ -73,6 +76,7 @@ class Store:
         keep = set(keys)
         for key in [k for k in self.entries if k not in keep]:
             del self.entries[key]
+        self.version += 1
 
     def snapshot(self) -> list[Entry]:
         return list(self.entries.values())

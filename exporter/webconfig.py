@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from exporter.config import ConfigError
+
+_BCRYPT_RE = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+
+#: Compared against when the user name is unknown (cost 10, like htpasswd -B's default).
+_UNKNOWN_USER_HASH = b"$2b$10$hFlbU6reyA4l4UjxwjAx1eUC96lTL7FZ5w/8k.sv9V26VUgmAJHwq"
 
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
@@ -77,6 +83,11 @@ def load_web_config(path: str) -> WebConfig:
         if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
             problem(f"basic_auth_users.{user}", "expected a bcrypt hash ($2y$...)")
             continue
+        if not _BCRYPT_RE.match(hashed):
+            # Caught here, not as a 500 on the first request: bcrypt rejects a bad salt.
+            problem(f"basic_auth_users.{user}", "not a well-formed bcrypt hash "
+                    "($2y$<cost>$ and 53 characters of salt and hash)")
+            continue
         users[str(user)] = hashed.encode()
     headers: dict[str, str] = {}
     http = raw.get("http_server_config") or {}
@@ -86,7 +97,11 @@ def load_web_config(path: str) -> WebConfig:
     for key in http:
         if key != "headers":
             problem(f"http_server_config.{key}", "unknown key (this exporter supports headers)")
-    for name, value in (http.get("headers") or {}).items():
+    raw_headers = http.get("headers") or {}
+    if not isinstance(raw_headers, dict):
+        problem("http_server_config.headers", "expected a mapping of header: value")
+        raw_headers = {}
+    for name, value in raw_headers.items():
         if name not in ALLOWED_HEADERS:
             problem(f"http_server_config.headers.{name}",
                     f"not an allowed header ({', '.join(ALLOWED_HEADERS)})")
@@ -157,7 +172,13 @@ def middlewares(config: WebConfig) -> list[Middleware]:
                 status=401, text="Unauthorized\n",
                 headers={"WWW-Authenticate": 'Basic realm="deliverability-exporter"'})
         else:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                # aiohttp's own 404/405 are raised, not returned: they get the headers too.
+                for name, value in config.headers.items():
+                    exc.headers[name] = value
+                raise
         for name, value in config.headers.items():
             response.headers[name] = value
         return response
@@ -168,21 +189,29 @@ def middlewares(config: WebConfig) -> list[Middleware]:
 async def _authorised(
     request: web.Request, users: Mapping[str, bytes], verified: set[bytes]
 ) -> bool:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Basic "):
+    scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":  # RFC 7617: the scheme name is case-insensitive
         return False
     try:
-        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        user, _, password = base64.b64decode(credentials.strip(), validate=True).decode() \
+            .partition(":")
     except (ValueError, UnicodeDecodeError):
         return False
     hashed = users.get(user)
     if hashed is None:
+        # Spend the same bcrypt time as for a real user (as exporter-toolkit does), so the
+        # answer time does not tell which user names exist.
+        await asyncio.to_thread(bcrypt.checkpw, b"-", _UNKNOWN_USER_HASH)
         return False
     digest = hashlib.sha256(hashed + b"\0" + password.encode()).digest()
     if any(hmac.compare_digest(digest, v) for v in verified):
         return True
     # bcrypt takes a tenth of a second on purpose: keep it off the event loop.
-    if await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed):
+    try:
+        ok = await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed)
+    except ValueError:  # bcrypt refuses passwords over 72 bytes: not these credentials
+        return False
+    if ok:
         verified.add(digest)
         return True
     return False

@@ -320,7 +320,8 @@ class SpfCheck:
         MetricSpec(
             "deliverability_spf_dns_lookups",
             "DNS-querying terms (include, a, mx, ptr, exists, redirect) in the SPF record, "
-            "nested includes counted; the limit is 10, counting goes on past it (to 50).",
+            "nested includes counted; the limit is 10, counting goes on past it (includes "
+            "stop being followed at 50, so an include bomb reads at least 50).",
             ("domain",),
         ),
         MetricSpec(

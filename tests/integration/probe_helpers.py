@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -57,15 +56,3 @@ def rss_kib(pid: int) -> int:
 def last_success(proc: ExporterProcess, check: str, target: str) -> float | None:
     return proc.value("deliverability_check_last_success_timestamp_seconds",
                       check=check, target=target)
-
-
-def wait_value(
-    proc: ExporterProcess, name: str, want: float | None, timeout: float = 20, **labels: str
-) -> None:
-    """Wait until the sample has the value ``want`` (None: until it is absent)."""
-    proc.wait_for(lambda: proc.value(name, **labels) == want, timeout=timeout,
-                  what=f"{name}{labels} == {want}")
-
-
-def pause(seconds: float) -> None:
-    time.sleep(seconds)
