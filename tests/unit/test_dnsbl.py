@@ -202,3 +202,25 @@ async def test_targets_cover_zones_senders_and_domains() -> None:
     keys = {t.key for t in DnsblCheck().targets(ctx.config)}
     assert keys == {"bl.example", "dbl.example", "192.0.2.99", "192.0.2.10", "2001:db8::99",
                     "mail.example.org", "spammy.example"}
+
+
+async def test_zone_health_is_read_once_per_ttl_not_once_per_sender() -> None:
+    r = FakeResolver()
+    healthy_ip_zone(r, "bl.example")
+    ctx = context(r, CONFIG)
+    check = DnsblCheck()
+    for ip in ("192.0.2.10", "192.0.2.99"):
+        result = await run(check, target_for(check, ctx.config, ip), ctx)
+        assert result.success
+    health_questions = [q for q in r.asked if q[0].endswith(".0.0.127.bl.example")]
+    assert len(health_questions) == 2  # 127.0.0.2 and 127.0.0.1, once
+
+
+async def test_unanswered_zone_health_is_asked_again() -> None:
+    r = FakeResolver()
+    r.set("2.0.0.127.bl.example", "A", Outcome.TIMEOUT)
+    ctx = context(r, CONFIG)
+    check = DnsblCheck()
+    for ip in ("192.0.2.10", "192.0.2.99"):
+        assert not (await run(check, target_for(check, ctx.config, ip), ctx)).success
+    assert r.asked.count(("2.0.0.127.bl.example", "A")) == 2
