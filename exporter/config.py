@@ -193,6 +193,8 @@ class SchedulerConfig:
     jitter: float = 0.1
     #: A run still going after this long is cancelled and counts as failed.
     run_timeout: float = 120.0
+    #: Runs in progress at once; the others wait their turn (not counted in run_timeout).
+    max_concurrent_runs: int = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -552,7 +554,7 @@ def _decode_domain(d: _Decoder, raw: object, path: str) -> DomainConfig | None:
 
 
 def _decode_scheduler(d: _Decoder, raw: object) -> SchedulerConfig:
-    m = d.mapping(raw, "scheduler", ("jitter", "run_timeout"))
+    m = d.mapping(raw, "scheduler", ("jitter", "run_timeout", "max_concurrent_runs"))
     jitter = m.get("jitter", 0.1)
     if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0 <= jitter <= 1:
         d.problem("scheduler.jitter", f"must be a number from 0 to 1, got {jitter!r}")
@@ -560,6 +562,8 @@ def _decode_scheduler(d: _Decoder, raw: object) -> SchedulerConfig:
     return SchedulerConfig(
         jitter=float(jitter),
         run_timeout=d.duration(m.get("run_timeout"), "scheduler.run_timeout", 120.0),
+        max_concurrent_runs=d.integer(m.get("max_concurrent_runs"),
+                                      "scheduler.max_concurrent_runs", 128, 1, 100000),
     )
 
 

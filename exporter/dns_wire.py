@@ -136,7 +136,7 @@ def parse_fast(data: bytes, qlen: int, qname: str, rdtype: str, code: int) -> An
 @dataclass(slots=True)
 class _Pending:
     future: asyncio.Future[Answer]
-    packet: bytearray  # ID in the first two bytes
+    packet: bytes  # ID in the first two bytes
     question: bytes
     qname: str
     rdtype: str
@@ -145,8 +145,17 @@ class _Pending:
     timer: asyncio.TimerHandle | None = None
 
 
-class DatagramClient(asyncio.DatagramProtocol):
-    """One UDP socket; questions multiplexed by ID; retries; TCP when answers are truncated."""
+class DatagramClient:
+    """One UDP socket; questions multiplexed by ID; retries; TCP when answers are truncated.
+
+    The socket is read directly (``add_reader``) and drained completely on each
+    wake-up: asyncio's datagram transport reads one datagram per loop iteration,
+    and with ten thousand runs in flight an iteration can take a second, so
+    answers would wait in the socket until their questions timed out.
+    """
+
+    #: Datagrams read per wake-up at most, so one flood cannot starve the loop.
+    DRAIN_LIMIT = 4096
 
     def __init__(self, servers: tuple[str, ...], port: int, timeout: float, attempts: int) -> None:
         self.servers = servers
@@ -154,14 +163,18 @@ class DatagramClient(asyncio.DatagramProtocol):
         self.timeout = timeout
         self.attempts = attempts
         self._pending: dict[int, _Pending] = {}
-        self._transport: asyncio.DatagramTransport | None = None
-        self._opening: asyncio.Future[None] | None = None
+        self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    # -- asyncio protocol -------------------------------------------------
+    # -- the socket ---------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        sock = transport.get_extra_info("socket")
+    def _open(self) -> socket.socket:
+        if self._sock is not None:
+            return self._sock
+        self._loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.servers[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
         for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
             if option is None:
                 continue
@@ -170,8 +183,27 @@ class DatagramClient(asyncio.DatagramProtocol):
                 break
             except OSError:
                 continue
+        sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+        self._loop.add_reader(sock.fileno(), self._drain)
+        self._sock = sock
+        return sock
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def _drain(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(self.DRAIN_LIMIT):
+            try:
+                data = sock.recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # ICMP unreachable and friends cannot be tied to one question:
+                # the retries and timeouts decide.
+                continue
+            self.datagram_received(data)
+
+    def datagram_received(self, data: bytes) -> None:
         if len(data) < 12:
             return
         pending = self._pending.get((data[0] << 8) | data[1])
@@ -200,52 +232,23 @@ class DatagramClient(asyncio.DatagramProtocol):
         if not pending.future.done():
             pending.future.set_result(answer)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP unreachable cannot be tied to one question here: the retries and timeouts decide.
-        pass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-
     # -- queries ------------------------------------------------------------
-
-    async def _open(self) -> asyncio.DatagramTransport:
-        if self._transport is not None:
-            return self._transport
-        if self._opening is None:
-            self._loop = asyncio.get_running_loop()
-            self._opening = self._loop.create_future()
-            family = socket.AF_INET6 if ":" in self.servers[0] else socket.AF_INET
-            try:
-                transport, _ = await self._loop.create_datagram_endpoint(
-                    lambda: self, family=family)
-                self._transport = transport
-                self._opening.set_result(None)
-            except BaseException as exc:
-                self._opening.set_exception(exc)
-                self._opening.exception()
-                self._opening = None
-                raise
-        else:
-            await asyncio.shield(self._opening)
-        assert self._transport is not None
-        return self._transport
 
     async def query(self, qname: str, rdtype: str) -> Answer | None:
         """Ask; None when the question is one only dnspython can put on the wire."""
         question = question_wire(qname, rdtype)
         if question is None:
             return None
-        transport = await self._open()
+        self._open()
         assert self._loop is not None
         ident = random.getrandbits(16)
         while ident in self._pending:
             ident = random.getrandbits(16)
-        packet = bytearray(_HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT)
+        packet = _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT
         pending = _Pending(self._loop.create_future(), packet, question, qname, rdtype,
                            _TYPES[rdtype], 0)
         self._pending[ident] = pending
-        self._send(transport, ident, pending)
+        self._send(ident, pending)
         try:
             return await pending.future
         finally:
@@ -254,19 +257,24 @@ class DatagramClient(asyncio.DatagramProtocol):
                 if pending.timer is not None:
                     pending.timer.cancel()
 
-    def _send(self, transport: asyncio.DatagramTransport, ident: int, pending: _Pending) -> None:
+    def _send(self, ident: int, pending: _Pending) -> None:
         server = self.servers[pending.attempt % len(self.servers)]
-        with contextlib.suppress(OSError):  # a lost packet: the timer retries
-            transport.sendto(bytes(pending.packet), (server, self.port))
+        if self._sock is not None:
+            with contextlib.suppress(OSError):  # a full buffer is a lost packet: retried
+                self._sock.sendto(pending.packet, (server, self.port))
         assert self._loop is not None
         pending.timer = self._loop.call_later(self.timeout, self._expire, ident, pending)
 
     def _expire(self, ident: int, pending: _Pending) -> None:
         if self._pending.get(ident) is not pending or pending.future.done():
             return
+        # An answer may be waiting in the socket behind a busy loop: read before giving up.
+        self._drain()
+        if self._pending.get(ident) is not pending or pending.future.done():
+            return
         pending.attempt += 1
-        if pending.attempt < self.attempts and self._transport is not None:
-            self._send(self._transport, ident, pending)
+        if pending.attempt < self.attempts and self._sock is not None:
+            self._send(ident, pending)
             return
         del self._pending[ident]
         server = self.servers[(pending.attempt - 1) % len(self.servers)]
@@ -289,8 +297,11 @@ class DatagramClient(asyncio.DatagramProtocol):
             pending.future.set_result(answer)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self._sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
         for pending in self._pending.values():
             if pending.timer is not None:
                 pending.timer.cancel()

@@ -87,6 +87,8 @@ class _Job:
     target: Target
     task: asyncio.Task[None] | None = None
     done_first: bool = False
+    #: How the previous run went (None before the first): failures are logged when they start.
+    last_success: bool | None = None
 
 
 @dataclass
@@ -99,6 +101,9 @@ class Scheduler:
     overruns: Counter[str] = field(default_factory=Counter)
     _jobs: dict[Key, _Job] = field(default_factory=dict)
     _started: bool = False
+    _pending_first: int = 0
+    _admission: asyncio.Semaphore | None = None
+    _admission_size: int = 0
 
     @property
     def config(self) -> Config:
@@ -122,6 +127,8 @@ class Scheduler:
         plan = self.planned(context.config)
         for key in [k for k in self._jobs if k not in plan or self._jobs[k].target != plan[k][1]]:
             job = self._jobs.pop(key)
+            if not job.done_first:
+                self._pending_first -= 1
             if job.task is not None:
                 job.task.cancel()
         # Removed pairs, and pairs whose target changed its parameters, lose their results.
@@ -132,6 +139,7 @@ class Scheduler:
                 continue
             job = _Job(check, target)
             self._jobs[key] = job
+            self._pending_first += 1
             if self._started:
                 job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
 
@@ -149,13 +157,40 @@ class Scheduler:
 
     def ready(self) -> bool:
         """True once every (check, target) has finished its first run."""
-        return all(j.done_first for j in self._jobs.values())
+        return self._pending_first == 0
 
     def pending_first_runs(self) -> int:
-        return sum(1 for j in self._jobs.values() if not j.done_first)
+        return self._pending_first
+
+    def _admit(self) -> asyncio.Semaphore:
+        """The window of runs in progress: ten thousand senders must not all run at once.
+
+        Without it every first run starts together, hundreds of thousands of tasks
+        hold memory and stall the loop past the DNS timeouts.
+        """
+        size = self.config.scheduler.max_concurrent_runs
+        if self._admission is None or size != self._admission_size:
+            self._admission = asyncio.Semaphore(size)
+            self._admission_size = size
+        return self._admission
 
     def run_timeout(self) -> float:
         return self.config.scheduler.run_timeout
+
+    def _log_result(self, job: _Job, result: Result) -> None:
+        """Failures at warning level when they start, recoveries at info, the rest at debug:
+        a dead list must not write ten thousand warnings per cycle."""
+        check, key = job.check.name, job.target.key
+        if result.success:
+            level = logging.INFO if job.last_success is False else logging.DEBUG
+            log.log(level, "check=%s target=%s ok duration=%.3fs samples=%d%s", check, key,
+                    result.duration, len(result.samples),
+                    " (recovered)" if job.last_success is False else "")
+        else:
+            level = logging.WARNING if job.last_success is not False else logging.DEBUG
+            log.log(level, "check=%s target=%s failed: %s", check, key,
+                    "; ".join(result.errors)[:500])
+        job.last_success = result.success
 
     async def _loop(self, job: _Job) -> None:
         check, target = job.check, job.target
@@ -165,15 +200,15 @@ class Scheduler:
         next_start = loop.time()
         while True:
             interval = check.interval(self.config)
-            result = await run_once(check, target, self.context, self.run_timeout())
+            async with self._admit():
+                result = await run_once(check, target, self.context, self.run_timeout())
+            if self._jobs.get((check.name, target.key)) is not job:
+                return  # removed by a reload while it ran: its result must not come back
             self.store.update(result)
-            job.done_first = True
-            if result.success:
-                log.debug("check=%s target=%s ok duration=%.3fs samples=%d",
-                          check.name, target.key, result.duration, len(result.samples))
-            else:
-                log.warning("check=%s target=%s failed: %s",
-                            check.name, target.key, "; ".join(result.errors)[:500])
+            if not job.done_first:
+                job.done_first = True
+                self._pending_first -= 1
+            self._log_result(job, result)
             next_start += interval
             now = loop.time()
             if now > next_start:

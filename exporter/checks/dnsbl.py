@@ -93,24 +93,50 @@ class HealthMemo:
 
     Every sender's run needs the health of every zone; the verdict is a pure
     function of two cached answers, so it is worked out once per TTL instead of
-    once per (sender, zone). Unanswered verdicts are not kept, like failed lookups.
+    once per (sender, zone), and runs that need it while it is being worked out
+    wait for that one evaluation. Unanswered verdicts are not kept, like failed
+    lookups: the next run asks again.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._known: dict[ZoneConfig, tuple[float, ZoneHealth]] = {}
+        self._pending: dict[ZoneConfig, asyncio.Future[ZoneHealth]] = {}
 
-    def get(self, zone: ZoneConfig) -> ZoneHealth | None:
+    async def get(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
         known = self._known.get(zone)
         if known is not None and known[0] > self._clock():
             return known[1]
-        return None
+        pending = self._pending.get(zone)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                # The run evaluating it was cancelled (a /probe timing out): do it here.
+        return await self.refresh(resolver, zone)
 
-    def put(self, zone: ZoneConfig, health: ZoneHealth) -> None:
+    async def refresh(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
+        """Evaluate now (the zone's own target does, every cycle) and remember it."""
+        future: asyncio.Future[ZoneHealth] = asyncio.get_running_loop().create_future()
+        self._pending[zone] = future
+        try:
+            health = await zone_health(resolver, zone)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        finally:
+            if self._pending.get(zone) is future:
+                del self._pending[zone]
+        future.set_result(health)
         if health.answered and health.ttl > 0:
             self._known[zone] = (self._clock() + health.ttl, health)
         else:
             self._known.pop(zone, None)
+        return health
 
 
 def _resolver_for(zone: ZoneConfig, ctx: CheckContext) -> Resolver:
@@ -233,8 +259,7 @@ class DnsblCheck:
         return findings
 
     async def _run_zone(self, zone: ZoneConfig, ctx: CheckContext, findings: Findings) -> None:
-        health = await zone_health(_resolver_for(zone, ctx), zone)
-        self.health.put(zone, health)
+        health = await self.health.refresh(_resolver_for(zone, ctx), zone)
         findings.add(ZONE_HEALTHY, health.healthy, zone=zone.zone)
         if not health.answered:
             findings.error(f"zone {zone.zone} {health.problem}")
@@ -254,10 +279,7 @@ class DnsblCheck:
     ) -> None:
         async def one(zone: ZoneConfig) -> tuple[ZoneHealth, ZoneVerdict | None]:
             resolver = _resolver_for(zone, ctx)
-            health = self.health.get(zone)
-            if health is None:
-                health = await zone_health(resolver, zone)
-                self.health.put(zone, health)
+            health = await self.health.get(resolver, zone)
             if not health.healthy:
                 return health, None
             return health, await lookup(resolver, zone, item)

@@ -224,3 +224,26 @@ async def test_unanswered_zone_health_is_asked_again() -> None:
     for ip in ("192.0.2.10", "192.0.2.99"):
         assert not (await run(check, target_for(check, ctx.config, ip), ctx)).success
     assert r.asked.count(("2.0.0.127.bl.example", "A")) == 2
+
+
+class SlowResolver(FakeResolver):
+    async def resolve(self, name: str, rdtype: str):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.sleep(0.01)
+        return await super().resolve(name, rdtype)
+
+
+async def test_concurrent_first_runs_share_one_zone_health_evaluation() -> None:
+    import asyncio
+
+    r = SlowResolver()
+    healthy_ip_zone(r, "bl.example")
+    senders = ", ".join(f"192.0.2.{i}" for i in range(1, 21))
+    ctx = context(r, "dnsbl: {zones: [bl.example]}\nsenders: [" + senders + "]")
+    check = DnsblCheck()
+    targets = [t for t in check.targets(ctx.config) if t.key != "bl.example"]
+    results = await asyncio.gather(*(run(check, t, ctx) for t in targets))
+    assert all(res.success for res in results) and len(results) == 20
+    health_questions = [q for q in r.asked if q[0].endswith(".0.0.127.bl.example")]
+    assert len(health_questions) == 2

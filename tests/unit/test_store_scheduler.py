@@ -182,3 +182,25 @@ def test_label_values_are_escaped() -> None:
           code="127.0.0.2", reason='a "quoted"\\ line\nbreak'),)))
     body = exporter.render_metrics().decode()
     assert 'reason="a \\"quoted\\"\\\\ line\\nbreak"' in body
+
+
+async def test_admission_window_bounds_runs_in_progress() -> None:
+    class Many(SlowCheck):
+        name: ClassVar[str] = "many"
+
+        def targets(self, config: Config) -> list[Target]:
+            return [Target(self.name, f"t{i}") for i in range(40)]
+
+    check = Many(delay=0.05, interval=60)
+    config = parse_config_text("scheduler: {jitter: 0, run_timeout: 5s, max_concurrent_runs: 4}")
+    scheduler = Scheduler([check], Store(), ctx(config))
+    scheduler.apply(scheduler.context)
+    assert scheduler.pending_first_runs() == 40
+    scheduler.start()
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if scheduler.ready():
+            break
+    await scheduler.stop()
+    assert scheduler.ready()
+    assert check.max_running == 4

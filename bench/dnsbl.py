@@ -1,0 +1,247 @@
+"""The provider-scale blocklist benchmark (issue 7): exporter vs. dnsperf vs. dnspython.
+
+    python -m bench.dnsbl [--ips 10000 --zones 20 --concurrency 64,256,1024 --out bench/out]
+    python -m bench.dnsbl --smoke      # 200 IPs × 3 zones, for CI: completes, prints ratios
+
+Everything runs on loopback: rbldnsd serves the generated zones, Knot the
+SPF zones, unbound recurses to them only (``tests.integration.stack``). For
+each concurrency, cold (a freshly started unbound) and warm (its cache full
+from the previous pass), it measures
+
+1. the exporter's blocklist cycle, in a process of its own (bench.cycle_worker);
+2. the ceiling: dnsperf on the same questions, same unbound, same concurrency;
+3. the baseline: dnspython's asyncresolver in a semaphore loop (bench.baseline),
+   on a fixed-size random subset of the questions, reported as a rate;
+
+then the SPF deduplication claim, and prints a table and PASS/MISS against
+the issue's targets. It reports; it asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.dnsperf import run_dnsperf, write_query_file
+from bench.spf_dedup import measure_dedup
+from bench.stack import BenchData, BenchStack, blocklists, generate, spf_zones
+from tests.integration.stack import STACK_BINARIES, which
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = {"ips": 200, "zones": 3, "concurrency": "64", "baseline_questions": 1000,
+         "spf_domains": 100}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.dnsbl", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ips", type=int, default=10_000, help="sending IPs (default %(default)s)")
+    p.add_argument("--zones", type=int, default=20, help="blocklist zones (default %(default)s)")
+    p.add_argument("--concurrency", default="64,256,1024",
+                   help="comma-separated questions in flight (default %(default)s)")
+    p.add_argument("--baseline-questions", type=int, default=20_000,
+                   help="size of the random subset the slow baseline asks (default %(default)s)")
+    p.add_argument("--spf-domains", type=int, default=1000,
+                   help="domains sharing one SPF include (default %(default)s)")
+    p.add_argument("--listed-share", type=float, default=0.01,
+                   help="share of the IPs each zone lists (default %(default)s)")
+    p.add_argument("--unbound-threads", type=int, default=1,
+                   help="unbound num-threads (default %(default)s: one core each for "
+                        "unbound and the client on a 2-core machine)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    p.add_argument("--profile", action="store_true",
+                   help="also run one extra warm cycle under cProfile (out/profile.txt); "
+                        "it is not part of the numbers")
+    p.add_argument("--report-only", type=Path, metavar="RESULTS_JSON",
+                   help="measure nothing: print the table and verdicts of an earlier "
+                        "results.json again (and redraw its PNG next to it)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny size for CI: " + ", ".join(f"{k}={v}" for k, v in SMOKE.items()))
+    args = p.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            if p.get_default(key) == getattr(args, key):
+                setattr(args, key, value)
+    args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    return args
+
+
+def exporter_config(data: BenchData, port: int, concurrency: int) -> dict[str, Any]:
+    """The config a provider would write: every IP a sender, every zone listed, one resolver."""
+    return {
+        "resolver": {"nameservers": ["127.0.0.1"], "port": port, "timeout": "2s",
+                     "attempts": 3, "max_in_flight": concurrency},
+        # One cycle only: the interval is far longer than the benchmark.
+        "dnsbl": {"interval": "1d", "zones": [{"zone": z} for z in data.zones]},
+        "senders": list(data.ips),
+        # Every first run starts at once: the cycle's wall time is the work, not the jitter.
+        "scheduler": {"jitter": 0, "run_timeout": "1h"},
+    }
+
+
+def _run_json(argv: list[str], what: str) -> dict[str, Any]:
+    res = subprocess.run([sys.executable, *argv], cwd=REPO, capture_output=True, text=True,
+                         timeout=3600, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    if res.returncode != 0:
+        raise RuntimeError(f"{what} failed ({res.returncode}):\n{res.stdout}\n{res.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_exporter(config_path: Path, profile: Path | None = None) -> dict[str, Any]:
+    argv = ["-m", "bench.cycle_worker", str(config_path)]
+    if profile is not None:
+        argv += ["--profile", str(profile)]
+    return _run_json(argv, "exporter cycle")
+
+
+def run_baseline(names_path: Path, port: int, concurrency: int) -> dict[str, Any]:
+    return _run_json(["-m", "bench.baseline", str(names_path), "--port", str(port),
+                      "--concurrency", str(concurrency)], "baseline")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "cpus": str(os.cpu_count()),
+           "machine": platform.machine()}
+    for name, flag in (("unbound", "-V"), ("dnsperf", "-h"), ("rbldnsd", "-h")):
+        binary = which(name)
+        if binary is None:
+            continue
+        res = subprocess.run([binary, flag], capture_output=True, text=True, timeout=10)
+        text = res.stdout + res.stderr
+        line = next((ln for ln in text.splitlines() if "ersion" in ln), "")
+        out[name] = line.strip()
+    return out
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    data = generate(args.ips, args.zones, args.listed_share, args.seed)
+    names = data.query_names()
+    rng = random.Random(args.seed)
+    subset = names if len(names) <= args.baseline_questions else [
+        names[i] for i in sorted(rng.sample(range(len(names)), args.baseline_questions))]
+    query_file, subset_file = work / "queries.txt", work / "baseline-names.txt"
+    write_query_file(query_file, names)
+    subset_file.write_text("\n".join(subset) + "\n")
+    _say(f"{len(data.ips):,} IPs × {len(data.zones)} zones = {len(names):,} questions "
+         f"({data.listings():,} listings); baseline on {len(subset):,}; "
+         f"concurrency {args.concurrency}")
+    stack = BenchStack(work / "stack", spf_zones(args.spf_domains), blocklists(data),
+                       unbound_threads=args.unbound_threads)
+    load_before = os.getloadavg()
+    _say(f"load average before: {load_before[0]:.2f} (other processes compete for the CPUs: "
+         "numbers are only comparable within one run)")
+    stack.start()
+    try:
+        runs = []
+        for conc in args.concurrency:
+            config_path = work / f"exporter-{conc}.json"
+            config_path.write_text(json.dumps(exporter_config(data, stack.resolver_port, conc)))
+            run: dict[str, Any] = {"concurrency": conc, "exporter": {}, "dnsperf": {},
+                                   "baseline": {}}
+            for tool in ("exporter", "dnsperf", "baseline"):
+                stack.restart_unbound()
+                for phase in report.PHASES:  # cold on the fresh unbound, then warm on its cache
+                    if tool == "exporter":
+                        result = run_exporter(config_path)
+                    elif tool == "dnsperf":
+                        result = run_dnsperf(query_file, stack.resolver_port, conc)
+                    else:
+                        result = run_baseline(subset_file, stack.resolver_port, conc)
+                    run[tool][phase] = result
+                    _say(f"  c={conc:<5} {tool:<9} {phase}: "
+                         f"{result['queries_per_second']:>10,.0f} q/s "
+                         f"in {result['wall_seconds']:.2f} s"
+                         + (f", {result['failed_runs']} failed runs" if tool == "exporter"
+                            else ""))
+            runs.append(run)
+        profile_path = None
+        if args.profile:
+            profile_path = args.out / "profile.txt"
+            conc = args.concurrency[-1]
+            run_exporter(work / f"exporter-{conc}.json", profile_path)
+            _say(f"cProfile of a warm cycle at c={conc}: {profile_path}")
+        dedup = asyncio.run(measure_dedup(stack, args.spf_domains))
+        _say(f"SPF deduplication: {dedup['domains']} domains, include asked "
+             f"{dedup['include_asked']}x, sent {dedup['include_sent']}x; unbound received "
+             f"{dedup['unbound_queries']:.0f} questions for {dedup['questions_sent']} sent")
+    finally:
+        stack.stop()
+    return {
+        "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "questions": len(names),
+        "baseline_questions": len(subset),
+        "listings": data.listings(),
+        "versions": _versions(),
+        "unbound_config": stack.unbound_config_text(),
+        "runs": runs,
+        "dedup": dedup,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "profile": str(profile_path) if profile_path else None,
+    }
+
+
+def print_report(results: dict[str, Any], out: Path) -> None:
+    """Verdicts, PNG, results.json and the table, from the measured numbers."""
+    verdicts = report.verdicts(results["runs"], results["dedup"])
+    results["verdicts"] = verdicts
+    params = results["params"]
+    title = (f"{params['ips']:,} IPs × {params['zones']} zones, rbldnsd behind unbound on "
+             f"loopback ({results['versions'].get('cpus', '?')} CPUs)")
+    why_not = report.plot(results["runs"], out / "throughput.png", title)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    _say("")
+    _say(report.table(results["runs"]))
+    _say("")
+    _say("exporter/ceiling = exporter q/s ÷ dnsperf q/s; exporter/baseline = exporter q/s ÷ "
+         f"dnspython asyncresolver q/s (on a {results['baseline_questions']:,}-question subset)")
+    _say("Targets (issue 7; reported, not asserted):")
+    _say(report.verdict_text(verdicts))
+    _say(f"wrote {out / 'results.json'}"
+         + (f"; {why_not}" if why_not else f" and {out / 'throughput.png'}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.report_only is not None:
+        print_report(json.loads(args.report_only.read_text()), args.report_only.parent)
+        return 0
+    missing = [b for b in (*STACK_BINARIES, "dnsperf") if which(b) is None]
+    if missing:
+        print(f"missing binaries: {', '.join(missing)} (Debian packages knot rbldnsd "
+              "unbound dnsperf)", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-dnsbl-"))
+    started = time.time()
+    try:
+        results = measure(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["elapsed_seconds"] = time.time() - started
+    print_report(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

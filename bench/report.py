@@ -1,0 +1,134 @@
+"""The benchmark's table, its verdicts against the issue's targets, and the PNG plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+#: Issue 7's targets on the 2-core reference machine.
+WARM_SHARE = 0.30
+COLD_SHARE = 0.90
+RENDER_SECONDS = 1.0
+RENDER_SERIES = 250_000
+RSS_MB = 300.0
+
+PHASES = ("cold", "warm")
+
+
+def _rate(run: dict[str, Any], tool: str, phase: str) -> float:
+    value = run.get(tool, {}).get(phase, {}).get("queries_per_second", 0.0)
+    return float(value)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    head = ("conc", "phase", "exporter q/s", "dnsperf q/s", "baseline q/s", "exp/ceiling",
+            "exp/baseline", "exp CPU s", "exp wall s", "peak RSS MB", "render 1st/2nd s",
+            "series", "failed")
+    rows = [head]
+    for run in runs:
+        for phase in PHASES:
+            exp = run["exporter"][phase]
+            e, d, b = (_rate(run, t, phase) for t in ("exporter", "dnsperf", "baseline"))
+            rows.append((
+                str(run["concurrency"]), phase, f"{e:,.0f}", f"{d:,.0f}", f"{b:,.0f}",
+                _ratio(e, d), _ratio(e, b), f"{exp['cpu_seconds']:.2f}",
+                f"{exp['wall_seconds']:.2f}", f"{exp['peak_rss_mb']:.0f}",
+                f"{exp['render_first_seconds']:.3f}/{exp['render_second_seconds']:.3f}",
+                f"{exp['series']:,}", str(exp["failed_runs"]),
+            ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _best(runs: list[dict[str, Any]], tool: str, phase: str) -> tuple[float, int]:
+    best = max(runs, key=lambda r: _rate(r, tool, phase))
+    return _rate(best, tool, phase), int(best["concurrency"])
+
+
+def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """PASS/MISS per target: best exporter rate against best dnsperf rate (over concurrency)."""
+    out: list[dict[str, Any]] = []
+    for phase, share in (("warm", WARM_SHARE), ("cold", COLD_SHARE)):
+        d, dc = _best(runs, "dnsperf", phase)
+        # A cycle with failed runs did not do the work (its rate is not a throughput).
+        complete = [r for r in runs if r["exporter"][phase]["failed_runs"] == 0]
+        target = f"cycle >= {share:.0%} of {phase} dnsperf"
+        if not complete:
+            failed = min(r["exporter"][phase]["failed_runs"] for r in runs)
+            out.append({"target": target, "value": 0.0, "pass": False,
+                        "measured": f"no complete cycle (>= {failed:,} failed runs at every "
+                                    f"concurrency); dnsperf {d:,.0f} q/s at {dc}"})
+            continue
+        e, ec = _best(complete, "exporter", phase)
+        got = e / d if d else 0.0
+        out.append({
+            "target": target,
+            "measured": f"{got:.1%} ({e:,.0f} q/s at {ec} vs {d:,.0f} q/s at {dc})",
+            "value": got, "pass": got >= share,
+        })
+    exps = [r["exporter"][p] for r in runs for p in PHASES]
+    slowest = max(exps, key=lambda x: x["render_first_seconds"])
+    render, series = slowest["render_first_seconds"], slowest["series"]
+    note = "" if series >= RENDER_SERIES else f"; only {series:,} series, target is for 250,000"
+    out.append({
+        "target": f"/metrics of {RENDER_SERIES:,} series <= {RENDER_SECONDS:g} s "
+                  "(slowest first render after a cycle)",
+        "measured": f"{render:.3f} s for {series:,} series{note}",
+        "value": render, "pass": render <= RENDER_SECONDS,
+    })
+    rss = max(x["peak_rss_mb"] for x in exps)
+    out.append({"target": f"peak RSS <= {RSS_MB:g} MB", "measured": f"{rss:.0f} MB",
+                "value": rss, "pass": rss <= RSS_MB})
+    if dedup is not None:
+        sent = dedup["include_sent"]
+        out.append({
+            "target": "SPF include of N domains looked up once per TTL",
+            "measured": f"{dedup['domains']} domains: include asked {dedup['include_asked']}x, "
+                        f"sent {sent}x",
+            "value": sent, "pass": sent == 1,
+        })
+    return out
+
+
+def verdict_text(items: list[dict[str, Any]]) -> str:
+    return "\n".join(f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']}: {v['measured']}"
+                     for v in items)
+
+
+def plot(runs: list[dict[str, Any]], path: Path, title: str) -> str:
+    """Throughput against concurrency, cold and warm; '' when written, else why not."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install -r bench/requirements.txt): no PNG"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    xs = [r["concurrency"] for r in runs]
+    for ax, phase in zip(axes, PHASES, strict=True):
+        for tool, style in (("dnsperf", "s--"), ("exporter", "o-"), ("baseline", "^:")):
+            ax.plot(xs, [_rate(r, tool, phase) for r in runs], style, label=tool)
+        bad = [r for r in runs if r["exporter"][phase]["failed_runs"]]
+        if bad:  # a cycle with failed runs did not do all the work: mark it, do not hide it
+            ax.plot([r["concurrency"] for r in bad], [_rate(r, "exporter", phase) for r in bad],
+                    "rx", markersize=11, label="exporter: cycle had failed runs")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_title(f"{phase} unbound cache")
+        ax.set_xlabel("questions in flight (concurrency)")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("queries per second")
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return ""
