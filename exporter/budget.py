@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exporter.dns import Answer, DnsResolver, Outcome, normalize_name
+from exporter.dns import Answer, DnsResolver, Outcome, normalize_name, resolve_fresh
 
 
 @dataclass
@@ -77,12 +77,17 @@ class ZoneResolver:
         self.budget = budget
         self.sent = sent
 
-    async def resolve(self, name: str, rdtype: str) -> Answer:
-        if self.inner.would_send(name, rdtype):
+    async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
+        if fresh or self.inner.would_send(name, rdtype):
             if self.budget is not None:
                 problem = await self.budget.acquire()
                 if problem:
                     return Answer(normalize_name(name), rdtype.upper(), Outcome.THROTTLED,
                                   detail=f"{self.zone}: {problem}")
             self.sent[self.zone] += 1
+        if fresh:
+            return await resolve_fresh(self.inner, name, rdtype)
         return await self.inner.resolve(name, rdtype)
+
+    async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
+        return await self.resolve(name, rdtype, fresh=True)

@@ -121,6 +121,15 @@ class Resolver(Protocol):
         ...
 
 
+async def resolve_fresh(resolver: Resolver, name: str, rdtype: str) -> Answer:
+    """Ask past any cache when the resolver can (a verdict must not rest on stale data)."""
+    fresh = getattr(resolver, "resolve_fresh", None)
+    if fresh is None:
+        return await resolver.resolve(name, rdtype)
+    answer: Answer = await fresh(name, rdtype)
+    return answer
+
+
 def parse_mx(record: str) -> tuple[int, str]:
     """Split an MX record string from :class:`Answer` into (preference, exchange)."""
     pref, _, host = record.partition(" ")
@@ -314,12 +323,16 @@ class DnsResolver:
             client.close()
         self._shared.clients.clear()
 
-    async def resolve(self, name: str, rdtype: str) -> Answer:
+    async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
+        """Ask past the cache (joining a question in flight), and cache the new answer."""
+        return await self.resolve(name, rdtype, fresh=True)
+
+    async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
         shared = self._shared
         qname = normalize_name(name)
         rdtype = rdtype.upper()
         key = (qname, rdtype, self.upstream)
-        cached = shared.cache.get(key)
+        cached = None if fresh else shared.cache.get(key)
         if cached is not None:
             expires, answer = cached
             if expires > shared.clock():

@@ -31,7 +31,7 @@ from exporter.config import (
     is_ip,
     valid_hostname,
 )
-from exporter.dns import Answer, Resolver
+from exporter.dns import Answer, Resolver, resolve_fresh
 from exporter.registry import all_metric_specs
 from exporter.scheduler import run_once
 
@@ -74,6 +74,11 @@ class RecordingResolver:
 
     async def resolve(self, name: str, rdtype: str) -> Answer:
         answer = await self.inner.resolve(name, rdtype)
+        self.log.append(answer)
+        return answer
+
+    async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
+        answer = await resolve_fresh(self.inner, name, rdtype)
         self.log.append(answer)
         return answer
 
@@ -128,8 +133,9 @@ async def run_probe(
     recorder = RecordingResolver(context.resolver)
     zone_resolvers: dict[str, Resolver] = {
         z: RecordingResolver(r, recorder.log) for z, r in context.zone_resolvers.items()}
+    # A probe works everything out itself (zone health included), so its log shows why.
     ctx = dataclasses.replace(context, config=config, resolver=recorder,
-                              zone_resolvers=zone_resolvers)
+                              zone_resolvers=zone_resolvers, reuse_shared=False)
     jobs: list[tuple[Check, Target]] = []
     for check in checks:
         if check.name not in module.checks:

@@ -121,6 +121,9 @@ class CheckContext:
     log: logging.Logger
     #: Resolvers for DNSBL zones served by their own nameservers (local mirrors).
     zone_resolvers: Mapping[str, Resolver] = field(default_factory=dict)
+    #: False for /probe: work everything out now rather than reuse what background
+    #: runs share (a zone's health).
+    reuse_shared: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from exporter.blocklists import classify_code, delist_url, effective_zones, erro
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
 from exporter.checks.common import sender_host_addresses
 from exporter.config import Config, ZoneConfig
-from exporter.dns import Answer, Outcome, Resolver
+from exporter.dns import Answer, Outcome, Resolver, resolve_fresh
 
 #: RFC 5782 §5: the entries every list must (not) list.
 IP_TEST_LISTED = "127.0.0.2"
@@ -76,6 +76,8 @@ class ZoneVerdict:
     reason: str = ""
     #: Why the answer was not usable ("timeout", "error code 127.255.255.254").
     problem: str = ""
+    #: The zone turned out to list everything while this answer was read.
+    zone_unhealthy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,9 @@ class HealthMemo:
                 # The run evaluating it was cancelled (a /probe timing out): do it here.
         return await self.refresh(resolver, zone)
 
+    def forget(self, zone: ZoneConfig) -> None:
+        self._known.pop(zone, None)
+
     async def refresh(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
         """Evaluate now (the zone's own target does, every cycle) and remember it."""
         future: asyncio.Future[ZoneHealth] = asyncio.get_running_loop().create_future()
@@ -155,6 +160,18 @@ async def lookup(resolver: Resolver, zone: ZoneConfig, item: str) -> ZoneVerdict
     bad = [c for c in answer.records if not classify_code(c, errors)]
     if bad:
         return ZoneVerdict(zone.zone, False, problem=f"error code {', '.join(bad)}")
+    # A listing is rare and consequential: before reporting it, ask the zone's
+    # must-not-be-listed test entry again, past the cache. A list that has just
+    # started listing everything must not page for every sender in the minutes
+    # its earlier (healthy) test answers stay cached.
+    negative = DOMAIN_TEST_NOT_LISTED if zone.type == "domain" else IP_TEST_NOT_LISTED
+    control = await resolve_fresh(resolver, dnsbl_query_name(negative, zone.zone), "A")
+    if not control.answered:
+        return ZoneVerdict(zone.zone, False, problem=f"test entry {negative}: "
+                                                     f"{_describe(control)}")
+    if control.outcome is Outcome.OK:
+        return ZoneVerdict(zone.zone, True, zone_unhealthy=True,
+                           problem=f"lists the test entry {negative} (it lists everything)")
     txt = await resolver.resolve(name, "TXT")
     if not txt.answered:
         return ZoneVerdict(zone.zone, False, problem=f"TXT: {_describe(txt)}")
@@ -279,10 +296,17 @@ class DnsblCheck:
     ) -> None:
         async def one(zone: ZoneConfig) -> tuple[ZoneHealth, ZoneVerdict | None]:
             resolver = _resolver_for(zone, ctx)
-            health = await self.health.get(resolver, zone)
+            if ctx.reuse_shared:
+                health = await self.health.get(resolver, zone)
+            else:
+                health = await zone_health(resolver, zone)
             if not health.healthy:
                 return health, None
-            return health, await lookup(resolver, zone, item)
+            verdict = await lookup(resolver, zone, item)
+            if verdict.zone_unhealthy:
+                self.health.forget(zone)
+                return ZoneHealth(zone.zone, False, True, verdict.problem), None
+            return health, verdict
 
         results = await asyncio.gather(*(one(z) for z in zones))
         listed_count = 0

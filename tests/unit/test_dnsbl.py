@@ -247,3 +247,21 @@ async def test_concurrent_first_runs_share_one_zone_health_evaluation() -> None:
     assert all(res.success for res in results) and len(results) == 20
     health_questions = [q for q in r.asked if q[0].endswith(".0.0.127.bl.example")]
     assert len(health_questions) == 2
+
+
+async def test_a_list_that_starts_listing_everything_is_caught_before_a_false_listing() -> None:
+    r = FakeResolver()
+    healthy_ip_zone(r, "bl.example")
+    ctx = context(r, CONFIG)
+    check = DnsblCheck()
+    first = await run(check, target_for(check, ctx.config, "192.0.2.10"), ctx)
+    assert value(first, "deliverability_dnsbl_listed", ip="192.0.2.10", zone="bl.example") == 0
+    # The zone now lists everything, while its healthy verdict is still remembered.
+    r.set("1.0.0.127.bl.example", "A", "127.0.0.2")
+    r.set("10.2.0.192.bl.example", "A", "127.0.0.2")
+    r.set("10.2.0.192.bl.example", "TXT", "everything is listed")
+    second = await run(check, target_for(check, ctx.config, "192.0.2.10"), ctx)
+    assert second.success
+    assert not values(second, "deliverability_dnsbl_listed")
+    assert not values(second, "deliverability_dnsbl_listing_info")
+    assert value(second, "deliverability_dnsbl_listings", ip="192.0.2.10") == 0
