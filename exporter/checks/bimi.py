@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
+from exporter.checks.common import single_record
 from exporter.checks.dmarc import applied_policy, policy_name
 from exporter.checks.dmarc_record import Policy
 from exporter.config import Config
@@ -95,29 +96,23 @@ class BimiCheck:
         f = Findings()
         domain = target.key
         qname = f"default._bimi.{domain}"
-        answer = (await ctx.resolver.resolve(qname, "TXT")).require()
-        records = [r for r in answer.records if _BIMI_START.match(r)]
         fix = (f"Publish {qname}. IN TXT \"v=BIMI1; l=https://{domain}/logo.svg\" "
                "(an SVG Tiny PS logo; a= your VMC for Gmail).")
-        if len(records) != 1:
+        text = await single_record(ctx.resolver, qname, _BIMI_START, f, domain=domain,
+                                   what="BIMI", fix=fix)
+        if text is None:
             f.add("deliverability_bimi_valid", 0, domain=domain)
-            if records:
-                f.note(Status.FAIL, f"{domain} has {len(records)} BIMI records",
-                       evidence=" | ".join(records), fix=f"Keep exactly one record at {qname}.")
-            else:
-                f.note(Status.INFO, f"{domain} publishes no BIMI record",
-                       evidence=f"{qname} TXT: {answer.outcome.value}", fix=fix)
             return f
         try:
-            record = parse_bimi(records[0])
+            record = parse_bimi(text)
         except ValueError as exc:
             f.add("deliverability_bimi_valid", 0, domain=domain)
             f.note(Status.FAIL, f"{domain} BIMI record is invalid",
-                   evidence=f"{records[0]} ({exc})", fix=fix)
+                   evidence=f"{text} ({exc})", fix=fix)
             return f
         if record.declined:
             f.add("deliverability_bimi_valid", 0, domain=domain)
-            f.note(Status.INFO, f"{domain} declines BIMI", evidence=records[0])
+            f.note(Status.INFO, f"{domain} declines BIMI", evidence=text)
             return f
         dmarc = await applied_policy(ctx.resolver, domain)
         if dmarc is None or dmarc.policy < Policy.QUARANTINE or dmarc.pct != 100:
@@ -125,12 +120,12 @@ class BimiCheck:
                     else f"no DMARC record applies to {domain}")
             f.add("deliverability_bimi_valid", 0, domain=domain)
             f.note(Status.FAIL, f"{domain} BIMI needs DMARC quarantine or reject at pct 100",
-                   evidence=f"{records[0]}; {seen}",
+                   evidence=f"{text}; {seen}",
                    fix=f"Publish _dmarc.{domain}. IN TXT \"v=DMARC1; p=quarantine; "
                        f"rua=mailto:dmarc@{domain}\" (no pct, or pct=100).")
             return f
         f.add("deliverability_bimi_valid", 1, domain=domain)
         f.note(Status.PASS, f"{domain} BIMI record valid",
-               evidence=f"{records[0]}; DMARC {policy_name(dmarc.policy)} "
+               evidence=f"{text}; DMARC {policy_name(dmarc.policy)} "
                         f"at _dmarc.{dmarc.source}")
         return f

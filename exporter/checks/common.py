@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from exporter.checks.base import Findings, Status
 from exporter.config import Config
@@ -38,3 +39,25 @@ async def host_addresses(resolver: Resolver, host: str, findings: Findings) -> l
         findings.note(Status.FAIL, f"Sender host {host} has no A or AAAA record",
                       fix=f"Publish the sending addresses of {host}.")
     return addresses
+
+
+async def single_record(
+    resolver: Resolver, qname: str, start: re.Pattern[str], findings: Findings, *,
+    domain: str, what: str, fix: str,
+) -> str | None:
+    """The one TXT record at ``qname`` that starts with its version tag, or None.
+
+    None comes with a finding: no record (INFO, with the record to publish) or
+    several (FAIL: receivers use none of them). An unanswered lookup raises.
+    """
+    answer = (await resolver.resolve(qname, "TXT")).require()
+    records = [r for r in answer.records if start.match(r)]
+    if len(records) == 1:
+        return records[0]
+    if records:
+        findings.note(Status.FAIL, f"{domain} has {len(records)} {what} records",
+                      evidence=" | ".join(records), fix=f"Keep exactly one record at {qname}.")
+    else:
+        findings.note(Status.INFO, f"{domain} publishes no {what} record",
+                      evidence=f"{qname} TXT: {answer.outcome.value}", fix=fix)
+    return None

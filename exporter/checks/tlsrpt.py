@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
+from exporter.checks.common import single_record
 from exporter.config import Config
 
 _RECORD_START = re.compile(r"^v=TLSRPTv1\s*(;|$)")
@@ -78,26 +79,20 @@ class TlsRptCheck:
         f = Findings()
         domain = target.key
         qname = f"_smtp._tls.{domain}"
-        answer = (await ctx.resolver.resolve(qname, "TXT")).require()
-        records = [r for r in answer.records if _RECORD_START.match(r)]
         fix = f"Publish {qname}. IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@{domain}\"."
-        if len(records) != 1:
+        text = await single_record(ctx.resolver, qname, _RECORD_START, f, domain=domain,
+                                   what="TLS-RPT", fix=fix)
+        if text is None:
             f.add("deliverability_tlsrpt_valid", 0, domain=domain)
-            if records:
-                f.note(Status.FAIL, f"{domain} has {len(records)} TLS-RPT records",
-                       evidence=" | ".join(records), fix=f"Keep exactly one record at {qname}.")
-            else:
-                f.note(Status.INFO, f"{domain} publishes no TLS-RPT record",
-                       evidence=f"{qname} TXT: {answer.outcome.value}", fix=fix)
             return f
         try:
-            uris = parse_record(records[0])
+            uris = parse_record(text)
         except ValueError as exc:
             f.add("deliverability_tlsrpt_valid", 0, domain=domain)
             f.note(Status.FAIL, f"{domain} TLS-RPT record is invalid",
-                   evidence=f"{records[0]} ({exc})", fix=fix)
+                   evidence=f"{text} ({exc})", fix=fix)
             return f
         f.add("deliverability_tlsrpt_valid", 1, domain=domain)
         f.note(Status.PASS, f"{domain} TLS-RPT reports go to {', '.join(uris)}",
-               evidence=records[0])
+               evidence=text)
         return f
