@@ -144,6 +144,18 @@ def _req(name: str, required: bool = True) -> Requirement:
     return Requirement(name, DESCRIPTIONS[name], required)
 
 
+#: GMX and WEB.DE are one operator (1&1 Mail & Media) with one set of rules.
+_UNITED_INTERNET_REQUIREMENTS = (
+    _req(PTR_PRESENT), _req(FCRDNS_VALID), _req(HELO_ALIGNED, False), _req(NOT_LISTED),
+    _req(SPF_VALID, False), _req(SPF_AUTHORIZED, False), _req(DKIM_VALID, False),
+    _req(DMARC_PRESENT, False),
+)
+_UNITED_INTERNET_NOT_VISIBLE = (
+    "RFC-compliant message headers (a valid Message-ID and Date)",
+    "an imprint (Impressum) on the website of the PTR domain",
+    "complaint rate",
+)
+
 PROFILES: tuple[Profile, ...] = (
     Profile(
         "gmail", "Gmail (senders of 5,000+ messages a day)",
@@ -198,27 +210,15 @@ PROFILES: tuple[Profile, ...] = (
     ),
     Profile(
         "gmx", "GMX (1&1 Mail & Media)",
-        (_req(PTR_PRESENT), _req(FCRDNS_VALID), _req(HELO_ALIGNED, False), _req(NOT_LISTED),
-         _req(SPF_VALID, False), _req(SPF_AUTHORIZED, False), _req(DKIM_VALID, False),
-         _req(DMARC_PRESENT, False)),
-        (
-            "RFC-compliant message headers (a valid Message-ID and Date)",
-            "an imprint (Impressum) on the website of the PTR domain",
-            "complaint rate",
-        ),
+        _UNITED_INTERNET_REQUIREMENTS,
+        _UNITED_INTERNET_NOT_VISIBLE,
         "GMX and WEB.DE reject IPs without a valid PTR/FCrDNS at connection time (554 "
         "'Bad DNS PTR resource record').",
     ),
     Profile(
         "webde", "WEB.DE (1&1 Mail & Media)",
-        (_req(PTR_PRESENT), _req(FCRDNS_VALID), _req(HELO_ALIGNED, False), _req(NOT_LISTED),
-         _req(SPF_VALID, False), _req(SPF_AUTHORIZED, False), _req(DKIM_VALID, False),
-         _req(DMARC_PRESENT, False)),
-        (
-            "RFC-compliant message headers (a valid Message-ID and Date)",
-            "an imprint (Impressum) on the website of the PTR domain",
-            "complaint rate",
-        ),
+        _UNITED_INTERNET_REQUIREMENTS,
+        _UNITED_INTERNET_NOT_VISIBLE,
     ),
 )
 
