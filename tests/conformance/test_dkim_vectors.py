@@ -9,38 +9,23 @@ vectors really carry two different keys.
 from __future__ import annotations
 
 import base64
-import os
 import re
 from functools import cache
 from typing import Any
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from exporter.checks.dkim_key import evaluate_selector
+from tests.conformance.vectors import load_vectors, needs
 
 EXPECTED_VECTORS = 15
 _PLACEHOLDER = re.compile(r"<([^<>]+)>")
 
 
-def _load() -> list[dict[str, Any]]:
-    path = os.environ.get("DKIM_VECTORS")
-    if not path:
-        return []
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    vectors: list[dict[str, Any]] = data["vectors"]
-    return vectors
-
-
-VECTORS = _load()
-needs_vectors = pytest.mark.skipif(
-    not os.environ.get("DKIM_VECTORS"),
-    reason="DKIM_VECTORS is not set: the DKIM conformance vectors were NOT run "
-    "(point it at conformance/dkim-key-vectors.yml)",
-)
+VECTORS = load_vectors("DKIM_VECTORS")
+needs_vectors = needs("DKIM_VECTORS", "DKIM", "dkim-key-vectors.yml")
 
 
 @cache

@@ -11,12 +11,10 @@ scoring vectors through the policy a receiver applies.
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 import pytest
-import yaml
 
 from exporter.checks.dmarc_record import (
     NO_POLICY,
@@ -26,27 +24,14 @@ from exporter.checks.dmarc_record import (
     parse_dmarc,
     policy_record,
 )
+from tests.conformance.vectors import load_vectors, needs
 
 EXPECTED_VECTORS = 43
 _COMMENT = re.compile(r"\s+\([^()]*\)$")
 
 
-def _load() -> list[dict[str, Any]]:
-    path = os.environ.get("DMARC_VECTORS")
-    if not path:
-        return []
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f)
-    vectors: list[dict[str, Any]] = data["vectors"]
-    return vectors
-
-
-VECTORS = _load()
-needs_vectors = pytest.mark.skipif(
-    not os.environ.get("DMARC_VECTORS"),
-    reason="DMARC_VECTORS is not set: the DMARC conformance vectors were NOT run "
-    "(point it at conformance/dmarc-record-vectors.yml)",
-)
+VECTORS = load_vectors("DMARC_VECTORS")
+needs_vectors = needs("DMARC_VECTORS", "DMARC", "dmarc-record-vectors.yml")
 
 #: Tags that exist only under one rule set (historic in RFC 9989, or new in it).
 _TAG_RFCS = {
