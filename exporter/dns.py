@@ -17,7 +17,7 @@ import ipaddress
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -160,9 +160,6 @@ class QueryStats:
 
     counts: Counter[str] = field(default_factory=Counter)
 
-    def count(self, outcome: str) -> None:
-        self.counts[outcome] += 1
-
 
 _MIN_NEGATIVE_TTL = 5
 _MAX_TTL = 86400
@@ -300,9 +297,6 @@ class DnsResolver:
         return DnsResolver(upstream, timeout=self.timeout, attempts=self.attempts,
                            _shared=self._shared)
 
-    def cache_size(self) -> int:
-        return len(self._shared.cache)
-
     def would_send(self, name: str, rdtype: str) -> bool:
         """False when the question would be answered from the cache or joined to one in flight."""
         key = (normalize_name(name), rdtype.upper(), self.upstream)
@@ -424,18 +418,3 @@ class DnsResolver:
                 continue
             return answer
         return Answer(qname, rdtype, Outcome.TIMEOUT, detail=last_detail)
-
-
-def make_resolver(
-    nameservers: Sequence[str] | None,
-    port: int,
-    timeout: float,
-    attempts: int,
-    max_in_flight: int,
-    transport: str = "datagram",
-) -> DnsResolver:
-    upstream = Upstream(tuple(nameservers) if nameservers else system_nameservers(), port)
-    return DnsResolver(
-        upstream, timeout=timeout, attempts=attempts, max_in_flight=max_in_flight,
-        transport=transport,
-    )

@@ -38,10 +38,6 @@ def all_checks() -> list[Check]:
     return checks
 
 
-def check_names(checks: Sequence[Check]) -> list[str]:
-    return [c.name for c in checks]
-
-
 def all_metric_specs(checks: Sequence[Check]) -> list[MetricSpec]:
     specs: list[MetricSpec] = []
     seen: set[str] = set()
