@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import dns.asyncquery
 import dns.exception
@@ -128,6 +128,24 @@ async def resolve_fresh(resolver: Resolver, name: str, rdtype: str) -> Answer:
         return await resolver.resolve(name, rdtype)
     answer: Answer = await fresh(name, rdtype)
     return answer
+
+
+T = TypeVar("T")
+
+
+async def join_in_flight(pending: asyncio.Future[T]) -> T | None:
+    """Wait for work someone else started; None when *they* were cancelled.
+
+    Our own cancellation still propagates. The joiner then does the work itself,
+    so one cancelled /probe cannot fail the background runs that joined it.
+    """
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return None
 
 
 def parse_mx(record: str) -> tuple[int, str]:
@@ -336,14 +354,11 @@ class DnsResolver:
         pending = shared.in_flight.get(key)
         if pending is not None:
             shared.stats.counts["cached"] += 1
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # we are being cancelled ourselves
-                # The asker we joined was cancelled (a /probe timing out): ask ourselves.
-                return await self.resolve(name, rdtype)
+            joined = await join_in_flight(pending)
+            if joined is not None:
+                return joined
+            # The asker we joined was cancelled (a /probe timing out): ask ourselves.
+            return await self.resolve(name, rdtype)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         shared.in_flight[key] = future
         try:

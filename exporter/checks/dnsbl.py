@@ -29,7 +29,7 @@ from exporter.blocklists import classify_code, delist_url, effective_zones, erro
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
 from exporter.checks.common import sender_host_addresses
 from exporter.config import Config, ZoneConfig
-from exporter.dns import Answer, Outcome, Resolver, resolve_fresh
+from exporter.dns import Answer, Outcome, Resolver, join_in_flight, resolve_fresh
 
 #: RFC 5782 §5: the entries every list must (not) list.
 IP_TEST_LISTED = "127.0.0.2"
@@ -111,13 +111,10 @@ class HealthMemo:
             return known[1]
         pending = self._pending.get(zone)
         if pending is not None:
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                # The run evaluating it was cancelled (a /probe timing out): do it here.
+            joined = await join_in_flight(pending)
+            if joined is not None:
+                return joined
+            # The run evaluating it was cancelled (a /probe timing out): do it here.
         return await self.refresh(resolver, zone)
 
     def forget(self, zone: ZoneConfig) -> None:
