@@ -33,6 +33,8 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
+from exporter.limiter import Limiter
+
 if TYPE_CHECKING:
     from exporter.dns_wire import DatagramClient
 
@@ -263,7 +265,7 @@ class _Shared:
     """What every view of one resolver shares: cache, in-flight table, budget, stats."""
 
     stats: QueryStats
-    limit: asyncio.Semaphore
+    limit: Limiter
     clock: Callable[[], float]
     transport: str
     cache: dict[tuple[str, str, Upstream], tuple[float, Answer]] = field(default_factory=dict)
@@ -301,7 +303,7 @@ class DnsResolver:
         self.timeout = timeout
         self.attempts = attempts
         self._shared = _shared or _Shared(
-            stats if stats is not None else QueryStats(), asyncio.Semaphore(max_in_flight),
+            stats if stats is not None else QueryStats(), Limiter(max_in_flight),
             clock, transport)
 
     @property

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from exporter.checks.base import Check, CheckContext, Findings, Result, Target
 from exporter.config import Config
 from exporter.dns import LookupFailed
+from exporter.limiter import Limiter
 from exporter.store import Key, Store
 
 log = logging.getLogger("exporter.scheduler")
@@ -102,7 +103,7 @@ class Scheduler:
     _jobs: dict[Key, _Job] = field(default_factory=dict)
     _started: bool = False
     _pending_first: int = 0
-    _admission: asyncio.Semaphore | None = None
+    _admission: Limiter | None = None
     _admission_size: int = 0
 
     @property
@@ -162,7 +163,7 @@ class Scheduler:
     def pending_first_runs(self) -> int:
         return self._pending_first
 
-    def _admit(self) -> asyncio.Semaphore:
+    def _admit(self) -> Limiter:
         """The window of runs in progress: ten thousand senders must not all run at once.
 
         Without it every first run starts together, hundreds of thousands of tasks
@@ -170,7 +171,7 @@ class Scheduler:
         """
         size = self.config.scheduler.max_concurrent_runs
         if self._admission is None or size != self._admission_size:
-            self._admission = asyncio.Semaphore(size)
+            self._admission = Limiter(size)
             self._admission_size = size
         return self._admission
 
