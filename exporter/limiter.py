@@ -23,10 +23,6 @@ class Limiter:
         self._free = slots
         self._waiters: deque[asyncio.Future[None]] = deque()
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for w in self._waiters if not w.done())
-
     def locked(self) -> bool:
         return self._free == 0
 
