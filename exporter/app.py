@@ -19,6 +19,7 @@ from exporter.checks.base import Check, CheckContext
 from exporter.collector import MetricsRenderer, ReloadState
 from exporter.config import Config, ConfigError, load_config
 from exporter.dns import DnsResolver, QueryStats, Resolver, Upstream, system_nameservers
+from exporter.gc_tuning import tune_for_long_runs
 from exporter.providers import PROVIDER_METRICS, provider_samples
 from exporter.registry import all_checks
 from exporter.scheduler import Scheduler
@@ -98,6 +99,7 @@ class Exporter:
         return self.renderer.render()
 
     def start(self) -> None:
+        tune_for_long_runs()
         self.scheduler.start()
         self._maintenance = asyncio.create_task(self._prune_cache(), name="cache-prune")
 

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from exporter.dns import Answer, DnsResolver, Outcome, normalize_name, resolve_fresh
+from exporter.dns import Answer, Asked, DnsResolver, Outcome, normalize_name, settle
 
 
 @dataclass
@@ -46,25 +46,32 @@ class ZoneBudget:
         if today != self.day:
             self.day, self.spent_today = today, 0
 
-    async def acquire(self) -> str:
-        """Take one query's worth; '' when granted, else why not (the daily budget is spent)."""
+    def take(self) -> str | None:
+        """Take one query's worth now: '' when granted, why not when the daily budget is
+        spent, None when the per-second budget says wait (see ``acquire``)."""
         if self.exhausted():
             return (f"daily query budget of {self.per_day} spent; "
                     "lookups resume at 00:00 UTC")
         if self.per_second:
-            while True:
-                now = self.clock()
-                self.tokens = min(max(1.0, self.per_second),
-                                  self.tokens + (now - self.last) * self.per_second)
-                self.last = now
-                if self.tokens >= 1.0:
-                    break
-                wait = (1.0 - self.tokens) / self.per_second
-                self.waited_seconds += wait
-                await asyncio.sleep(wait)
+            now = self.clock()
+            self.tokens = min(max(1.0, self.per_second),
+                              self.tokens + (now - self.last) * self.per_second)
+            self.last = now
+            if self.tokens < 1.0:
+                return None
             self.tokens -= 1.0
         self.spent_today += 1
         return ""
+
+    async def acquire(self) -> str:
+        """Take one query's worth, waiting for the per-second budget; '' or why not."""
+        while True:
+            problem = self.take()
+            if problem is not None:
+                return problem
+            wait = (1.0 - self.tokens) / self.per_second
+            self.waited_seconds += wait
+            await asyncio.sleep(wait)
 
 
 class ZoneResolver:
@@ -78,16 +85,35 @@ class ZoneResolver:
         self.sent = sent
 
     async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
-        if fresh or self.inner.would_send(name, rdtype):
-            if self.budget is not None:
-                problem = await self.budget.acquire()
-                if problem:
-                    return Answer(normalize_name(name), rdtype.upper(), Outcome.THROTTLED,
-                                  detail=f"{self.zone}: {problem}")
-            self.sent[self.zone] += 1
-        if fresh:
-            return await resolve_fresh(self.inner, name, rdtype)
-        return await self.inner.resolve(name, rdtype)
+        return await settle(self.submit(name, rdtype, fresh=fresh), name, rdtype)
 
     async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
         return await self.resolve(name, rdtype, fresh=True)
+
+    def submit(self, name: str, rdtype: str, *, fresh: bool = False) -> Asked:
+        """Like ``DnsResolver.submit``; a question that would really be sent spends budget."""
+        if self.budget is None:  # only counting: the resolver says when it sends
+            return self.inner.submit(name, rdtype, fresh=fresh, on_send=self._count)
+        if fresh or self.inner.would_send(name, rdtype):
+            problem = self.budget.take()
+            if problem is None:  # the per-second budget says wait: a task may wait
+                return asyncio.ensure_future(self._after_wait(name, rdtype, fresh))
+            if problem:
+                return self._throttled(name, rdtype, problem)
+            self.sent[self.zone] += 1
+        return self.inner.submit(name, rdtype, fresh=fresh)
+
+    async def _after_wait(self, name: str, rdtype: str, fresh: bool) -> Answer:
+        assert self.budget is not None
+        problem = await self.budget.acquire()
+        if problem:
+            return self._throttled(name, rdtype, problem)
+        self.sent[self.zone] += 1
+        return await self.inner.resolve(name, rdtype, fresh=fresh)
+
+    def _count(self) -> None:
+        self.sent[self.zone] += 1
+
+    def _throttled(self, name: str, rdtype: str, problem: str) -> Answer:
+        return Answer(normalize_name(name), rdtype.upper(), Outcome.THROTTLED,
+                      detail=f"{self.zone}: {problem}")

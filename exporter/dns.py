@@ -13,11 +13,12 @@ and NODATA are answers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -150,6 +151,77 @@ async def join_in_flight(pending: asyncio.Future[T]) -> T | None:
         return None
 
 
+#: What a resolver's ``submit`` gives: the answer at once (cached), or a future of it.
+Asked = Answer | asyncio.Future[Answer]
+
+
+async def settle(asked: Asked, name: str, rdtype: str) -> Answer:
+    """The answer behind ``submit``'s result, waiting without cancelling it for others."""
+    if isinstance(asked, Answer):
+        return asked
+    answer = await join_in_flight(asked)
+    return _cancelled(name, rdtype) if answer is None else answer
+
+
+def _cancelled(name: str, rdtype: str) -> Answer:
+    # Only a closing resolver cancels its questions; an error, never "no record".
+    return Answer(normalize_name(name), rdtype.upper(), Outcome.TIMEOUT,
+                  detail="the lookup was cancelled")
+
+
+async def resolve_all(questions: Iterable[tuple[Resolver, str, str]]) -> list[Answer]:
+    """Ask many (resolver, name, type) questions at once; the answers in the same order.
+
+    Resolvers with a ``submit`` method are asked without a coroutine per
+    question, which is what lets a blocklist cycle ask 200,000 of them. For
+    the others (test fakes) each question gets a task of its own.
+    """
+    questions = list(questions)
+    asked: list[Asked] = []
+    tasks: list[asyncio.Future[Answer]] = []
+    for resolver, name, rdtype in questions:
+        submit = getattr(resolver, "submit", None)
+        if submit is not None:
+            asked.append(submit(name, rdtype))
+        else:
+            task = asyncio.ensure_future(resolver.resolve(name, rdtype))
+            tasks.append(task)
+            asked.append(task)
+    waiting = [a for a in asked if not isinstance(a, Answer) and not a.done()]
+    if waiting:
+        try:
+            await _all_done(waiting)
+        except asyncio.CancelledError:
+            for own in tasks:  # ours alone; the shared futures go on for whoever else asked
+                own.cancel()
+            raise
+    return [a if isinstance(a, Answer)
+            else _cancelled(name, rdtype) if a.cancelled()
+            else a.result()  # an exception here is a bug: let the run report it
+            for a, (_, name, rdtype) in zip(asked, questions, strict=True)]
+
+
+async def _all_done(futures: list[asyncio.Future[Answer]]) -> None:
+    """Wait until every future is done. Unlike gather, being cancelled cancels none of them."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    remaining = len(futures)
+
+    def one_done(_: asyncio.Future[Answer]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(one_done)
+    try:
+        await waiter
+    finally:
+        if remaining:
+            for future in futures:
+                future.remove_done_callback(one_done)
+
+
 def parse_mx(record: str) -> tuple[int, str]:
     """Split an MX record string from :class:`Answer` into (preference, exchange)."""
     pref, _, host = record.partition(" ")
@@ -260,6 +332,9 @@ def system_nameservers() -> tuple[str, ...]:
         return ("127.0.0.1",)
 
 
+_Key = tuple[str, str, Upstream]
+
+
 @dataclass
 class _Shared:
     """What every view of one resolver shares: cache, in-flight table, budget, stats."""
@@ -268,8 +343,8 @@ class _Shared:
     limit: Limiter
     clock: Callable[[], float]
     transport: str
-    cache: dict[tuple[str, str, Upstream], tuple[float, Answer]] = field(default_factory=dict)
-    in_flight: dict[tuple[str, str, Upstream], asyncio.Future[Answer]] = field(
+    cache: dict[_Key, tuple[float, Answer]] = field(default_factory=dict)
+    in_flight: dict[_Key, asyncio.Future[Answer]] = field(
         default_factory=dict)
     clients: dict[Upstream, DatagramClient] = field(default_factory=dict)
 
@@ -342,68 +417,96 @@ class DnsResolver:
         return await self.resolve(name, rdtype, fresh=True)
 
     async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
+        return await settle(self.submit(name, rdtype, fresh=fresh), name, rdtype)
+
+    def submit(self, name: str, rdtype: str, *, fresh: bool = False,
+               on_send: Callable[[], None] | None = None) -> Asked:
+        """Ask without a coroutine: the cached answer, or a future shared by all who ask.
+
+        No asker owns the future: it is completed by the transport, so an asker
+        that gives up (a /probe timing out) takes nothing from the others.
+        ``fresh`` skips the cache but still joins a question already in flight.
+        ``on_send`` is called when the question really goes out (for accounting).
+        """
         shared = self._shared
         qname = normalize_name(name)
         rdtype = rdtype.upper()
         key = (qname, rdtype, self.upstream)
-        cached = None if fresh else shared.cache.get(key)
-        if cached is not None:
-            expires, answer = cached
-            if expires > shared.clock():
-                shared.stats.counts["cached"] += 1
-                return answer
-            del shared.cache[key]
+        if not fresh:
+            cached = shared.cache.get(key)
+            if cached is not None:
+                if cached[0] > shared.clock():
+                    shared.stats.counts["cached"] += 1
+                    return cached[1]
+                del shared.cache[key]
         pending = shared.in_flight.get(key)
         if pending is not None:
             shared.stats.counts["cached"] += 1
-            joined = await join_in_flight(pending)
-            if joined is not None:
-                return joined
-            # The asker we joined was cancelled (a /probe timing out): ask ourselves.
-            return await self.resolve(name, rdtype)
+            return pending
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         shared.in_flight[key] = future
-        try:
-            async with shared.limit:
-                answer = await self._ask(qname, rdtype)
-            shared.stats.counts[answer.outcome.value] += 1
-            if answer.answered:
-                shared.cache[key] = (shared.clock() + answer.ttl, answer)
-            future.set_result(answer)
-            return answer
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Retrieve it so an unawaited future does not log "never retrieved".
-            future.exception()
-            raise
-        finally:
-            del shared.in_flight[key]
+        if on_send is not None:
+            on_send()
+        self._start(key, future, 1)
+        return future
 
-    async def _ask(self, qname: str, rdtype: str) -> Answer:
-        if self._shared.transport != "datagram":
-            return await self._ask_dnspython(qname, rdtype)
-        answer = await self._ask_datagram(qname, rdtype)
+    def _start(self, key: _Key, future: asyncio.Future[Answer], attempt: int) -> None:
+        qname, rdtype, _ = key
+        if self._shared.transport == "datagram":
+            done = functools.partial(self._answered, key, future, attempt)
+            if self._client().submit(qname, rdtype, done):
+                return
+        # dnspython's turn: the other transport, or a question the lean client cannot build.
+        task = asyncio.get_running_loop().create_task(self._ask_dnspython_limited(qname, rdtype))
+        task.add_done_callback(functools.partial(self._asked, key, future))
+
+    def _answered(self, key: _Key, future: asyncio.Future[Answer], attempt: int,
+                  answer: Answer) -> None:
         # A SERVFAIL or REFUSED may be passing (an upstream restarting): ask again before
         # calling it a failure, as the dnspython path does.
-        for _ in range(self.attempts - 1):
-            if answer.outcome not in (Outcome.SERVFAIL, Outcome.REFUSED):
-                break
-            answer = await self._ask_datagram(qname, rdtype)
-        return answer
+        if answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED) and attempt < self.attempts:
+            self._start(key, future, attempt + 1)
+            return
+        self._finish(key, future, answer)
 
-    async def _ask_datagram(self, qname: str, rdtype: str) -> Answer:
+    def _asked(self, key: _Key, future: asyncio.Future[Answer],
+               task: asyncio.Task[Answer]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            if self._shared.in_flight.get(key) is future:
+                del self._shared.in_flight[key]
+            if not future.done():
+                if task.cancelled():
+                    future.cancel()
+                else:
+                    future.set_exception(task.exception())  # type: ignore[arg-type]
+                    future.exception()  # retrieved: no "never retrieved" if nobody waits
+            return
+        self._finish(key, future, task.result())
+
+    def _finish(self, key: _Key, future: asyncio.Future[Answer], answer: Answer) -> None:
+        shared = self._shared
+        if shared.in_flight.get(key) is future:
+            del shared.in_flight[key]
+        shared.stats.counts[answer.outcome.value] += 1
+        if answer.answered:
+            shared.cache[key] = (shared.clock() + answer.ttl, answer)
+        if not future.done():
+            future.set_result(answer)
+
+    def _client(self) -> DatagramClient:
         client = self._shared.clients.get(self.upstream)
         if client is None:
             # Imported here: dns_wire builds on this module's Answer and classifier.
             from exporter.dns_wire import DatagramClient
 
             client = DatagramClient(self.upstream.nameservers, self.upstream.port,
-                                    self.timeout, self.attempts)
+                                    self.timeout, self.attempts, self._shared.limit.slots)
             self._shared.clients[self.upstream] = client
-        answer = await client.query(qname, rdtype)
-        if answer is not None:
-            return answer
-        return await self._ask_dnspython(qname, rdtype)
+        return client
+
+    async def _ask_dnspython_limited(self, qname: str, rdtype: str) -> Answer:
+        async with self._shared.limit:
+            return await self._ask_dnspython(qname, rdtype)
 
     async def _ask_dnspython(self, qname: str, rdtype: str) -> Answer:
         try:

@@ -21,6 +21,7 @@ import contextlib
 import random
 import socket
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,28 +43,32 @@ _OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _RECEIVE_BUFFER = 8 * 1024 * 1024
+#: The length octet of every legal label; the root label, QTYPE and QCLASS IN per type.
+_LABEL_LENGTHS = [bytes((n,)) for n in range(64)]
+_QUESTION_TAILS = {name: b"\x00" + struct.pack("!HH", code, 1) for name, code in _TYPES.items()}
 _MAX_TTL = 86400
 _MIN_NEGATIVE_TTL = 5
 
 
 def question_wire(qname: str, rdtype: str) -> bytes | None:
     """QNAME, QTYPE and QCLASS on the wire, or None for what only dnspython should build."""
-    code = _TYPES.get(rdtype)
-    if code is None:
+    tail = _QUESTION_TAILS.get(rdtype)
+    if tail is None:
         return None
     try:
         raw = qname.encode("ascii")
     except UnicodeEncodeError:
         return None
-    parts = []
-    for label in raw.split(b".") if raw else []:
-        if not label or len(label) > 63:
-            return None
-        parts.append(bytes((len(label),)) + label)
-    wire = b"".join(parts) + b"\x00"
-    if len(wire) > 255:
+    if not raw:
+        return tail
+    labels = raw.split(b".")
+    try:
+        wire = b"".join([_LABEL_LENGTHS[len(label)] + label for label in labels])
+    except IndexError:  # a label longer than 63 octets
         return None
-    return wire + struct.pack("!HH", code, 1)
+    if b"" in labels or len(wire) > 254:
+        return None
+    return wire + tail
 
 
 def _skip_name(data: bytes, pos: int) -> int:
@@ -135,18 +140,26 @@ def parse_fast(data: bytes, qlen: int, qname: str, rdtype: str, code: int) -> An
 
 @dataclass(slots=True)
 class _Pending:
-    future: asyncio.Future[Answer]
-    packet: bytes  # ID in the first two bytes
+    #: Called once with the answer (or the timeout); it must not raise.
+    done: Callable[[Answer], None]
     question: bytes
     qname: str
     rdtype: str
     code: int
-    attempt: int
-    timer: asyncio.TimerHandle | None = None
+    packet: bytes = b""  # ID in the first two bytes, built when the question is sent
+    attempt: int = 0
+    deadline: float = 0.0
 
 
 class DatagramClient:
     """One UDP socket; questions multiplexed by ID; retries; TCP when answers are truncated.
+
+    Questions are submitted with a callback rather than awaited one coroutine
+    each: a blocklist cycle asks hundreds of thousands, and a task, a future
+    and a timer per question were most of its CPU. At most ``window`` are on
+    the wire at once (a burst larger than the resolver's buffers is a burst of
+    drops); the rest wait in order. One sweep timer, not a timer per question,
+    retransmits or times out what went unanswered.
 
     The socket is read directly (``add_reader``) and drained completely on each
     wake-up: asyncio's datagram transport reads one datagram per loop iteration,
@@ -157,21 +170,31 @@ class DatagramClient:
     #: Datagrams read per wake-up at most, so one flood cannot starve the loop.
     DRAIN_LIMIT = 4096
 
-    def __init__(self, servers: tuple[str, ...], port: int, timeout: float, attempts: int) -> None:
+    def __init__(self, servers: tuple[str, ...], port: int, timeout: float, attempts: int,
+                 window: int = 256) -> None:
         self.servers = servers
         self.port = port
         self.timeout = timeout
         self.attempts = attempts
+        self.window = max(1, window)
         self._pending: dict[int, _Pending] = {}
+        self._waiting: deque[_Pending] = deque()
+        # (deadline, ID) in the order sent: with one timeout for all, deadlines only
+        # grow, so the sweep reads them from the left. Not the question itself: an
+        # answered one would be kept alive (with its answer) until its deadline.
+        self._deadlines: deque[tuple[float, int]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        #: How late a timeout may fire: a fraction of the timeout, so one timer serves many.
+        self._tick = max(0.01, timeout / 8)
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the socket ---------------------------------------------------------
 
-    def _open(self) -> socket.socket:
-        if self._sock is not None:
-            return self._sock
-        self._loop = asyncio.get_running_loop()
+    def _open(self) -> asyncio.AbstractEventLoop:
+        if self._loop is not None and self._sock is not None:
+            return self._loop
+        loop = self._loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.servers[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.setblocking(False)
@@ -184,9 +207,9 @@ class DatagramClient:
             except OSError:
                 continue
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-        self._loop.add_reader(sock.fileno(), self._drain)
+        loop.add_reader(sock.fileno(), self._drain)
         self._sock = sock
-        return sock
+        return loop
 
     def _drain(self) -> None:
         sock = self._sock
@@ -196,25 +219,25 @@ class DatagramClient:
             try:
                 data = sock.recv(65535)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
                 # ICMP unreachable and friends cannot be tied to one question:
                 # the retries and timeouts decide.
                 continue
             self.datagram_received(data)
+        self._send_waiting()
 
     def datagram_received(self, data: bytes) -> None:
         if len(data) < 12:
             return
-        pending = self._pending.get((data[0] << 8) | data[1])
+        ident = (data[0] << 8) | data[1]
+        pending = self._pending.get(ident)
         if pending is None:
             return
         qlen = len(pending.question)
         if data[12:12 + qlen].lower() != pending.question.lower() or not data[2] & 0x80:
             return  # a late answer to an earlier question that had this ID
-        del self._pending[(data[0] << 8) | data[1]]
-        if pending.timer is not None:
-            pending.timer.cancel()
+        del self._pending[ident]
         if data[2] & 0x02:  # TC: ask again over TCP
             assert self._loop is not None
             task = self._loop.create_task(self._tcp(pending))
@@ -229,33 +252,47 @@ class DatagramClient:
                 OSError) as exc:
             answer = Answer(pending.qname, pending.rdtype, Outcome.SERVFAIL,
                             detail=f"malformed answer: {exc}")
-        if not pending.future.done():
-            pending.future.set_result(answer)
+        pending.done(answer)
 
-    # -- queries ------------------------------------------------------------
+    # -- questions ----------------------------------------------------------
 
-    async def query(self, qname: str, rdtype: str) -> Answer | None:
-        """Ask; None when the question is one only dnspython can put on the wire."""
+    def submit(self, qname: str, rdtype: str, done: Callable[[Answer], None]) -> bool:
+        """Ask; ``done`` gets the answer. False when only dnspython can put it on the wire."""
         question = question_wire(qname, rdtype)
         if question is None:
-            return None
+            return False
         self._open()
-        assert self._loop is not None
+        pending = _Pending(done, question, qname, rdtype, _TYPES[rdtype])
+        if self._waiting or len(self._pending) >= self.window:
+            self._waiting.append(pending)
+        else:
+            self._start(pending)
+        return True
+
+    async def query(self, qname: str, rdtype: str) -> Answer | None:
+        """Ask and wait; None when the question is one only dnspython can put on the wire."""
+        future: asyncio.Future[Answer] = self._open().create_future()
+
+        def done(answer: Answer) -> None:
+            if not future.done():
+                future.set_result(answer)
+
+        if not self.submit(qname, rdtype, done):
+            return None
+        return await future
+
+    def _start(self, pending: _Pending) -> None:
         ident = random.getrandbits(16)
         while ident in self._pending:
             ident = random.getrandbits(16)
-        packet = _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT
-        pending = _Pending(self._loop.create_future(), packet, question, qname, rdtype,
-                           _TYPES[rdtype], 0)
+        pending.packet = _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + pending.question + _OPT
         self._pending[ident] = pending
         self._send(ident, pending)
-        try:
-            return await pending.future
-        finally:
-            if self._pending.get(ident) is pending:
-                del self._pending[ident]
-                if pending.timer is not None:
-                    pending.timer.cancel()
+
+    def _send_waiting(self) -> None:
+        waiting = self._waiting
+        while waiting and len(self._pending) < self.window and self._sock is not None:
+            self._start(waiting.popleft())
 
     def _send(self, ident: int, pending: _Pending) -> None:
         server = self.servers[pending.attempt % len(self.servers)]
@@ -263,22 +300,42 @@ class DatagramClient:
             with contextlib.suppress(OSError):  # a full buffer is a lost packet: retried
                 self._sock.sendto(pending.packet, (server, self.port))
         assert self._loop is not None
-        pending.timer = self._loop.call_later(self.timeout, self._expire, ident, pending)
+        pending.deadline = deadline = self._loop.time() + self.timeout
+        self._deadlines.append((deadline, ident))
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_at(deadline, self._sweep)
+
+    def _sweep(self) -> None:
+        """Retransmit or time out every question past its deadline; then sleep until the next."""
+        # ``_sweeper`` keeps pointing at this (fired) handle until the end, so the
+        # retransmissions below do not schedule sweeps of their own.
+        loop = self._loop
+        if loop is None or self._sock is None:
+            self._sweeper = None
+            return
+        now = loop.time()
+        deadlines = self._deadlines
+        if deadlines and deadlines[0][0] <= now:
+            # Answers may be waiting in the socket behind a busy loop: read them first.
+            self._drain()
+        while deadlines and deadlines[0][0] <= now:
+            deadline, ident = deadlines.popleft()
+            pending = self._pending.get(ident)
+            # A reused ID belongs to a later question, sent with a later deadline.
+            if pending is not None and pending.deadline == deadline:
+                self._expire(ident, pending)
+        self._send_waiting()
+        self._sweeper = (loop.call_at(max(deadlines[0][0], now + self._tick), self._sweep)
+                         if deadlines else None)
 
     def _expire(self, ident: int, pending: _Pending) -> None:
-        if self._pending.get(ident) is not pending or pending.future.done():
-            return
-        # An answer may be waiting in the socket behind a busy loop: read before giving up.
-        self._drain()
-        if self._pending.get(ident) is not pending or pending.future.done():
-            return
         pending.attempt += 1
-        if pending.attempt < self.attempts and self._sock is not None:
+        if pending.attempt < self.attempts:
             self._send(ident, pending)
             return
         del self._pending[ident]
         server = self.servers[(pending.attempt - 1) % len(self.servers)]
-        pending.future.set_result(Answer(
+        pending.done(Answer(
             pending.qname, pending.rdtype, Outcome.TIMEOUT,
             detail=f"timeout after {pending.attempt} attempt(s), last to {server}"))
 
@@ -293,21 +350,29 @@ class DatagramClient:
         except (OSError, EOFError, dns.exception.DNSException) as exc:
             answer = Answer(pending.qname, pending.rdtype, Outcome.TIMEOUT,
                             detail=f"truncated over UDP, TCP failed: {type(exc).__name__}")
-        if not pending.future.done():
-            pending.future.set_result(answer)
+        pending.done(answer)
+        self._send_waiting()
 
     def close(self) -> None:
+        """Close the socket; every question still open is answered TIMEOUT (never "no record")."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        loop = self._loop
         if self._sock is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._sock.fileno())
+            if loop is not None and not loop.is_closed():
+                loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = None
-        for pending in self._pending.values():
-            if pending.timer is not None:
-                pending.timer.cancel()
-            if not pending.future.done():
-                pending.future.cancel()
+        unanswered = [*self._pending.values(), *self._waiting]
         self._pending.clear()
+        self._waiting.clear()
+        self._deadlines.clear()
+        if loop is None or loop.is_closed():
+            return  # nobody is left to tell
+        for pending in unanswered:
+            pending.done(Answer(pending.qname, pending.rdtype, Outcome.TIMEOUT,
+                                detail="resolver closed"))
 
     @property
     def in_flight(self) -> int:
@@ -318,5 +383,3 @@ def _consume(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
         task.exception()
 
-
-TransportFactory = Callable[[tuple[str, ...], int, float, int], DatagramClient]

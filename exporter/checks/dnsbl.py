@@ -29,7 +29,7 @@ from exporter.blocklists import classify_code, delist_url, effective_zones, erro
 from exporter.checks.base import CheckContext, Findings, MetricSpec, Status, Target
 from exporter.checks.common import sender_host_addresses
 from exporter.config import Config, ZoneConfig
-from exporter.dns import Answer, Outcome, Resolver, join_in_flight, resolve_fresh
+from exporter.dns import Answer, Outcome, Resolver, join_in_flight, resolve_all, resolve_fresh
 
 #: RFC 5782 §5: the entries every list must (not) list.
 IP_TEST_LISTED = "127.0.0.2"
@@ -105,10 +105,17 @@ class HealthMemo:
         self._known: dict[ZoneConfig, tuple[float, ZoneHealth]] = {}
         self._pending: dict[ZoneConfig, asyncio.Future[ZoneHealth]] = {}
 
-    async def get(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
+    def known(self, zone: ZoneConfig) -> ZoneHealth | None:
+        """The remembered verdict while it is fresh, without waiting for anything."""
         known = self._known.get(zone)
         if known is not None and known[0] > self._clock():
             return known[1]
+        return None
+
+    async def get(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
+        known = self.known(zone)
+        if known is not None:
+            return known
         pending = self._pending.get(zone)
         if pending is not None:
             joined = await join_in_flight(pending)
@@ -147,8 +154,12 @@ def _resolver_for(zone: ZoneConfig, ctx: CheckContext) -> Resolver:
 
 async def lookup(resolver: Resolver, zone: ZoneConfig, item: str) -> ZoneVerdict:
     """Ask one zone about one IP or domain and classify the answer."""
-    name = dnsbl_query_name(item, zone.zone)
-    answer = await resolver.resolve(name, "A")
+    answer = await resolver.resolve(dnsbl_query_name(item, zone.zone), "A")
+    return unlisted_verdict(zone, answer) or await confirm_listing(resolver, zone, item, answer)
+
+
+def unlisted_verdict(zone: ZoneConfig, answer: Answer) -> ZoneVerdict | None:
+    """The verdict on an A answer that is not a listing; None when it is one (confirm it)."""
     if not answer.answered:
         return ZoneVerdict(zone.zone, False, problem=_describe(answer))
     if answer.outcome is not Outcome.OK:
@@ -157,10 +168,17 @@ async def lookup(resolver: Resolver, zone: ZoneConfig, item: str) -> ZoneVerdict
     bad = [c for c in answer.records if not classify_code(c, errors)]
     if bad:
         return ZoneVerdict(zone.zone, False, problem=f"error code {', '.join(bad)}")
-    # A listing is rare and consequential: before reporting it, ask the zone's
-    # must-not-be-listed test entry again, past the cache. A list that has just
-    # started listing everything must not page for every sender in the minutes
-    # its earlier (healthy) test answers stay cached.
+    return None
+
+
+async def confirm_listing(resolver: Resolver, zone: ZoneConfig, item: str,
+                          answer: Answer) -> ZoneVerdict:
+    """A listing is rare and consequential: check the zone is sane, then read its reason.
+
+    The zone's must-not-be-listed test entry is asked again, past the cache: a
+    list that has just started listing everything must not page for every
+    sender in the minutes its earlier (healthy) test answers stay cached.
+    """
     negative = DOMAIN_TEST_NOT_LISTED if zone.type == "domain" else IP_TEST_NOT_LISTED
     control = await resolve_fresh(resolver, dnsbl_query_name(negative, zone.zone), "A")
     if not control.answered:
@@ -169,7 +187,7 @@ async def lookup(resolver: Resolver, zone: ZoneConfig, item: str) -> ZoneVerdict
     if control.outcome is Outcome.OK:
         return ZoneVerdict(zone.zone, True, zone_unhealthy=True,
                            problem=f"lists the test entry {negative} (it lists everything)")
-    txt = await resolver.resolve(name, "TXT")
+    txt = await resolver.resolve(dnsbl_query_name(item, zone.zone), "TXT")
     if not txt.answered:
         return ZoneVerdict(zone.zone, False, problem=f"TXT: {_describe(txt)}")
     reason = " | ".join(txt.records)[:REASON_MAX]
@@ -287,25 +305,58 @@ class DnsblCheck:
                     "one; check your subscription or mirror; remove dead lists.",
             )
 
+    async def _verdicts(self, item: str, zones: list[ZoneConfig], ctx: CheckContext,
+                        ) -> list[tuple[ZoneHealth, ZoneVerdict | None]]:
+        """Every zone's health and (for the healthy ones) its verdict on the item.
+
+        The common case is all in one step: zone health from the memo, one
+        question per zone handed to the resolver at once (no coroutine each),
+        and the answers mostly "not listed". Only listings take the slow path.
+        """
+        resolvers = [_resolver_for(zone, ctx) for zone in zones]
+        healths = await self._healths(zones, resolvers, ctx)
+        asked = [i for i, health in enumerate(healths) if health.healthy]
+        answers = await resolve_all(
+            (resolvers[i], dnsbl_query_name(item, zones[i].zone), "A") for i in asked)
+        verdicts: dict[int, ZoneVerdict | None] = {}
+        listings: dict[int, Answer] = {}
+        for i, answer in zip(asked, answers, strict=True):
+            verdicts[i] = unlisted_verdict(zones[i], answer)
+            if verdicts[i] is None:
+                listings[i] = answer
+        if not listings:
+            return [(health, verdicts.get(i)) for i, health in enumerate(healths)]
+        confirmed = await asyncio.gather(*(
+            confirm_listing(resolvers[i], zones[i], item, answer)
+            for i, answer in listings.items()))
+        for i, verdict in zip(listings, confirmed, strict=True):
+            if verdict.zone_unhealthy:
+                self.health.forget(zones[i])
+                healths[i] = ZoneHealth(zones[i].zone, False, True, verdict.problem)
+                verdicts[i] = None
+            else:
+                verdicts[i] = verdict
+        return [(health, verdicts.get(i)) for i, health in enumerate(healths)]
+
+    async def _healths(self, zones: list[ZoneConfig], resolvers: list[Resolver],
+                       ctx: CheckContext) -> list[ZoneHealth]:
+        if not ctx.reuse_shared:  # a /probe reads everything afresh
+            return list(await asyncio.gather(*(
+                zone_health(r, z) for r, z in zip(resolvers, zones, strict=True))))
+        known = [self.health.known(zone) for zone in zones]
+        missing = [i for i, health in enumerate(known) if health is None]
+        if missing:
+            found = await asyncio.gather(*(self.health.get(resolvers[i], zones[i])
+                                           for i in missing))
+            for i, health in zip(missing, found, strict=True):
+                known[i] = health
+        return [health for health in known if health is not None]
+
     async def _run_item(
         self, item: str, label: str, zones: list[ZoneConfig], ctx: CheckContext,
         findings: Findings,
     ) -> None:
-        async def one(zone: ZoneConfig) -> tuple[ZoneHealth, ZoneVerdict | None]:
-            resolver = _resolver_for(zone, ctx)
-            if ctx.reuse_shared:
-                health = await self.health.get(resolver, zone)
-            else:
-                health = await zone_health(resolver, zone)
-            if not health.healthy:
-                return health, None
-            verdict = await lookup(resolver, zone, item)
-            if verdict.zone_unhealthy:
-                self.health.forget(zone)
-                return ZoneHealth(zone.zone, False, True, verdict.problem), None
-            return health, verdict
-
-        results = await asyncio.gather(*(one(z) for z in zones))
+        results = await self._verdicts(item, zones, ctx)
         listed_count = 0
         complete = True
         metric = LISTED if label == "ip" else DOMAIN_LISTED

@@ -18,8 +18,10 @@ from exporter.dns import (
     Upstream,
     answer_from_message,
     parse_mx,
+    resolve_all,
     reverse_name,
 )
+from tests.fakes import FakeResolver
 
 
 def response(qname: str, rdtype: str, rcode: int = dns.rcode.NOERROR,
@@ -197,3 +199,30 @@ async def test_cancelled_asker_does_not_cancel_those_who_joined_it(server, trans
     answer = await joined
     assert answer.records == ("127.0.0.2",)
     assert slow_first.cancelled()
+
+
+async def test_resolve_all_keeps_order_across_cached_joined_sent(server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    proto, port = await server(a_record)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
+                           transport=transport)
+    await resolver.resolve("cached.example", "A")
+    fake = FakeResolver({("fake.example", "A"): "192.0.2.1"})  # no submit: a task of its own
+    answers = await resolve_all([(resolver, "new.example", "A"), (resolver, "cached.example", "A"),
+                                 (fake, "fake.example", "A"), (resolver, "new.example", "A")])
+    assert [a.name for a in answers] == ["new.example", "cached.example", "fake.example",
+                                         "new.example"]
+    assert answers[2].records == ("192.0.2.1",)
+    assert proto.queries == ["cached.example.", "new.example."]  # the repeat joined the first
+
+
+async def test_cancelled_batch_leaves_shared_questions_alone(server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    _, port = await server(a_record)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
+                           transport=transport)
+    batch = asyncio.ensure_future(resolve_all([(resolver, f"{i}.example", "A") for i in range(5)]))
+    await asyncio.sleep(0)
+    other = asyncio.ensure_future(resolver.resolve("3.example", "A"))
+    await asyncio.sleep(0)
+    batch.cancel()
+    assert (await other).records == ("127.0.0.2",)
+    assert batch.cancelled()

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.dns import DnsResolver, Outcome, Upstream, answer_from_message
+from exporter.dns import Answer, DnsResolver, Outcome, Upstream, answer_from_message
 from exporter.dns_wire import DatagramClient, parse_fast, question_wire
 
 Handler = Callable[[bytes, dns.message.Message], list[bytes]]
@@ -183,3 +183,39 @@ async def test_many_questions_in_flight_on_one_socket(udp_server) -> None:  # ty
     resolver.close()
     assert all(a.records == ("127.0.0.2",) for a in answers)
     assert server.received == 2000  # one socket, no retransmissions needed
+
+
+async def test_window_bounds_questions_on_the_wire(udp_server) -> None:  # type: ignore[no-untyped-def]
+    server, port = await udp_server(lambda data, q: [reply_a(q)])
+    client = DatagramClient(("127.0.0.1",), port, 2.0, 2, window=10)
+    answers: list[Answer] = []
+    for i in range(100):
+        assert client.submit(f"{i}.example", "A", answers.append)
+    assert client.in_flight == 10  # the other 90 wait their turn, in order
+    for _ in range(200):
+        if len(answers) == 100:
+            break
+        await asyncio.sleep(0.01)
+    client.close()
+    assert len(answers) == 100 and all(a.outcome is Outcome.OK for a in answers)
+    assert server.received == 100
+
+
+async def test_one_sweep_times_out_many_questions(udp_server) -> None:  # type: ignore[no-untyped-def]
+    server, port = await udp_server(lambda data, q: [])
+    client = DatagramClient(("127.0.0.1",), port, 0.05, 2)
+    answers = await asyncio.gather(*(client.query(f"{i}.example", "A") for i in range(50)))
+    client.close()
+    assert all(a is not None and a.outcome is Outcome.TIMEOUT for a in answers)
+    assert server.received == 100  # every question sent twice, then given up
+
+
+async def test_closing_answers_open_questions_as_timeouts(udp_server) -> None:  # type: ignore[no-untyped-def]
+    _, port = await udp_server(lambda data, q: [])
+    client = DatagramClient(("127.0.0.1",), port, 5.0, 1, window=1)
+    answers: list[Answer] = []
+    client.submit("a.example", "A", answers.append)
+    client.submit("b.example", "A", answers.append)  # still waiting for the window
+    client.close()
+    assert [(a.name, a.outcome) for a in answers] == [("a.example", Outcome.TIMEOUT),
+                                                      ("b.example", Outcome.TIMEOUT)]
