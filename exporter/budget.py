@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from exporter.dns import Answer, Asked, DnsResolver, Outcome, normalize_name, settle
+from exporter.flight import Flight
 
 
 @dataclass
@@ -85,7 +86,7 @@ class ZoneResolver:
         self.sent = sent
 
     async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
-        return await settle(self.submit(name, rdtype, fresh=fresh), name, rdtype)
+        return await settle(self.submit(name, rdtype, fresh=fresh))
 
     async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
         return await self.resolve(name, rdtype, fresh=True)
@@ -97,7 +98,7 @@ class ZoneResolver:
         if fresh or self.inner.would_send(name, rdtype):
             problem = self.budget.take()
             if problem is None:  # the per-second budget says wait: a task may wait
-                return asyncio.ensure_future(self._after_wait(name, rdtype, fresh))
+                return Flight.of(self._after_wait(name, rdtype, fresh))
             if problem:
                 return self._throttled(name, rdtype, problem)
             self.sent[self.zone] += 1

@@ -43,6 +43,9 @@ _OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _RECEIVE_BUFFER = 8 * 1024 * 1024
+#: We advertise 1232-byte answers; a larger datagram is cut short and then fails to
+#: parse (an error, retried). recv(65535) allocated 64 KiB per datagram.
+_MAX_DATAGRAM = 4096
 #: The length octet of every legal label; the root label, QTYPE and QCLASS IN per type.
 _LABEL_LENGTHS = [bytes((n,)) for n in range(64)]
 _QUESTION_TAILS = {name: b"\x00" + struct.pack("!HH", code, 1) for name, code in _TYPES.items()}
@@ -179,10 +182,6 @@ class DatagramClient:
         self.window = max(1, window)
         self._pending: dict[int, _Pending] = {}
         self._waiting: deque[_Pending] = deque()
-        # (deadline, ID) in the order sent: with one timeout for all, deadlines only
-        # grow, so the sweep reads them from the left. Not the question itself: an
-        # answered one would be kept alive (with its answer) until its deadline.
-        self._deadlines: deque[tuple[float, int]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
         #: How late a timeout may fire: a fraction of the timeout, so one timer serves many.
         self._tick = max(0.01, timeout / 8)
@@ -217,7 +216,7 @@ class DatagramClient:
             return
         for _ in range(self.DRAIN_LIMIT):
             try:
-                data = sock.recv(65535)
+                data = sock.recv(_MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -234,8 +233,11 @@ class DatagramClient:
         pending = self._pending.get(ident)
         if pending is None:
             return
-        qlen = len(pending.question)
-        if data[12:12 + qlen].lower() != pending.question.lower() or not data[2] & 0x80:
+        question = pending.question
+        qlen = len(question)
+        echoed = data[12:12 + qlen]
+        # Servers echo the question as sent; compare case-blind only when they did not.
+        if (echoed != question and echoed.lower() != question.lower()) or not data[2] & 0x80:
             return  # a late answer to an earlier question that had this ID
         del self._pending[ident]
         if data[2] & 0x02:  # TC: ask again over TCP
@@ -300,13 +302,17 @@ class DatagramClient:
             with contextlib.suppress(OSError):  # a full buffer is a lost packet: retried
                 self._sock.sendto(pending.packet, (server, self.port))
         assert self._loop is not None
-        pending.deadline = deadline = self._loop.time() + self.timeout
-        self._deadlines.append((deadline, ident))
+        pending.deadline = self._loop.time() + self.timeout
         if self._sweeper is None:
-            self._sweeper = self._loop.call_at(deadline, self._sweep)
+            self._sweeper = self._loop.call_later(self._tick, self._sweep)
 
     def _sweep(self) -> None:
-        """Retransmit or time out every question past its deadline; then sleep until the next."""
+        """Every tick while questions are open: retransmit or time out the overdue ones.
+
+        Walking the questions on the wire is cheap because the window bounds
+        them; a timer per question, or a queue of deadlines kept until each
+        passed, cost more CPU and memory than the walk.
+        """
         # ``_sweeper`` keeps pointing at this (fired) handle until the end, so the
         # retransmissions below do not schedule sweeps of their own.
         loop = self._loop
@@ -314,19 +320,16 @@ class DatagramClient:
             self._sweeper = None
             return
         now = loop.time()
-        deadlines = self._deadlines
-        if deadlines and deadlines[0][0] <= now:
+        overdue = [(i, p) for i, p in self._pending.items() if p.deadline <= now]
+        if overdue:
             # Answers may be waiting in the socket behind a busy loop: read them first.
             self._drain()
-        while deadlines and deadlines[0][0] <= now:
-            deadline, ident = deadlines.popleft()
-            pending = self._pending.get(ident)
-            # A reused ID belongs to a later question, sent with a later deadline.
-            if pending is not None and pending.deadline == deadline:
-                self._expire(ident, pending)
-        self._send_waiting()
-        self._sweeper = (loop.call_at(max(deadlines[0][0], now + self._tick), self._sweep)
-                         if deadlines else None)
+            for ident, pending in overdue:
+                if self._pending.get(ident) is pending and pending.deadline <= now:
+                    self._expire(ident, pending)
+            self._send_waiting()
+        self._sweeper = (loop.call_later(self._tick, self._sweep)
+                         if self._pending or self._waiting else None)
 
     def _expire(self, ident: int, pending: _Pending) -> None:
         pending.attempt += 1
@@ -367,7 +370,6 @@ class DatagramClient:
         unanswered = [*self._pending.values(), *self._waiting]
         self._pending.clear()
         self._waiting.clear()
-        self._deadlines.clear()
         if loop is None or loop.is_closed():
             return  # nobody is left to tell
         for pending in unanswered:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import gc
 
 #: Allocations between young collections (CPython's default is 700).
-YOUNG_THRESHOLD = 50_000
+YOUNG_THRESHOLD = 100_000
 #: Young collections per middle one, middle collections per full one (defaults 10, 10).
 MIDDLE_THRESHOLD = 20
 OLD_THRESHOLD = 100

@@ -80,6 +80,12 @@ class ZoneVerdict:
     zone_unhealthy: bool = False
 
 
+@functools.lru_cache(maxsize=1024)
+def _not_listed(zone: str) -> ZoneVerdict:
+    """The commonest verdict by far, one shared (immutable) value per zone."""
+    return ZoneVerdict(zone, True, listed=False)
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneHealth:
     zone: str
@@ -163,7 +169,7 @@ def unlisted_verdict(zone: ZoneConfig, answer: Answer) -> ZoneVerdict | None:
     if not answer.answered:
         return ZoneVerdict(zone.zone, False, problem=_describe(answer))
     if answer.outcome is not Outcome.OK:
-        return ZoneVerdict(zone.zone, True, listed=False)
+        return _not_listed(zone.zone)
     errors = error_networks(zone)
     bad = [c for c in answer.records if not classify_code(c, errors)]
     if bad:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections import Counter
 
@@ -10,6 +9,7 @@ from exporter.budget import ZoneBudget, ZoneResolver
 from exporter.checks.dnsbl import DnsblCheck
 from exporter.config import parse_config_text
 from exporter.dns import Answer, Outcome
+from exporter.flight import Flight
 from exporter.scheduler import in_shard
 from tests.fakes import FakeResolver
 from tests.unit.helpers import context, run, target_for, values
@@ -21,8 +21,8 @@ class CountingFake(FakeResolver):
     def would_send(self, name: str, rdtype: str) -> bool:
         return True
 
-    def submit(self, name: str, rdtype: str, *, fresh: bool = False) -> asyncio.Future[Answer]:
-        return asyncio.ensure_future(self.resolve(name, rdtype))
+    def submit(self, name: str, rdtype: str, *, fresh: bool = False) -> Flight[Answer]:
+        return Flight.of(self.resolve(name, rdtype))
 
 
 async def test_daily_budget_spent_is_throttled_not_an_answer() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import pytest
@@ -26,7 +25,7 @@ class CnameResolver(FakeResolver):
     async def resolve(self, name: str, rdtype: str) -> Answer:
         answer = await super().resolve(name, rdtype)
         if name in self.cnames and answer.answered:
-            return dataclasses.replace(answer, canonical_name=self.cnames[name])
+            return answer._replace(canonical_name=self.cnames[name])
         return answer
 
 
