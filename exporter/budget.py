@@ -91,10 +91,12 @@ class ZoneResolver:
     async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
         return await self.resolve(name, rdtype, fresh=True)
 
-    def submit(self, name: str, rdtype: str, *, fresh: bool = False) -> Asked:
+    def submit(self, name: str, rdtype: str, *, fresh: bool = False,
+               labels: bytes | None = None) -> Asked:
         """Like ``DnsResolver.submit``; a question that would really be sent spends budget."""
         if self.budget is None:  # only counting: the resolver says when it sends
-            return self.inner.submit(name, rdtype, fresh=fresh, on_send=self._count)
+            return self.inner.submit(name, rdtype, fresh=fresh, on_send=self._count,
+                                     labels=labels)
         if fresh or self.inner.would_send(name, rdtype):
             problem = self.budget.take()
             if problem is None:  # the per-second budget says wait: a task may wait
@@ -102,7 +104,7 @@ class ZoneResolver:
             if problem:
                 return self._throttled(name, rdtype, problem)
             self.sent[self.zone] += 1
-        return self.inner.submit(name, rdtype, fresh=fresh)
+        return self.inner.submit(name, rdtype, fresh=fresh, labels=labels)
 
     async def _after_wait(self, name: str, rdtype: str, fresh: bool) -> Answer:
         assert self.budget is not None

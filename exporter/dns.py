@@ -16,6 +16,7 @@ import asyncio
 import functools
 import ipaddress
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -57,6 +58,12 @@ ANSWERED = frozenset({Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA})
 
 #: Every value of the ``outcome`` label of ``deliverability_dns_queries_total``.
 QUERY_OUTCOMES = ("ok", "nxdomain", "nodata", "servfail", "refused", "timeout", "cached")
+
+
+def _type_name(rdtype: str) -> str:
+    # One string object per type: ``"A".upper()`` is a new string, and 200,000
+    # cached answers each holding their own copy were 10 MB.
+    return rdtype if rdtype.isupper() else sys.intern(rdtype.upper())
 
 
 def normalize_name(name: str) -> str:
@@ -163,8 +170,19 @@ async def settle(asked: Asked) -> Answer:
     return asked if isinstance(asked, Answer) else await asked.wait()
 
 
-async def resolve_all(questions: Iterable[tuple[Resolver, str, str]]) -> list[Answer]:
-    """Ask many (resolver, name, type) questions at once; the answers in the same order.
+class Question(NamedTuple):
+    """One question for :func:`resolve_all`."""
+
+    resolver: Resolver
+    name: str
+    rdtype: str
+    #: The name's ``dns_wire.labels_wire``, when the asker has it cached (blocklist names
+    #: are a cached address part and a cached zone part).
+    labels: bytes | None = None
+
+
+async def resolve_all(questions: Iterable[Question]) -> list[Answer]:
+    """Ask many questions at once; the answers in the same order.
 
     Resolvers with a ``submit`` method are asked without a coroutine per
     question and the caller wakes once, when the last answer lands: that is
@@ -172,9 +190,9 @@ async def resolve_all(questions: Iterable[tuple[Resolver, str, str]]) -> list[An
     fakes) get a task per question.
     """
     asked: list[Asked] = []
-    for resolver, name, rdtype in questions:
+    for resolver, name, rdtype, labels in questions:
         submit = getattr(resolver, "submit", None)
-        asked.append(submit(name, rdtype) if submit is not None
+        asked.append(submit(name, rdtype, labels=labels) if submit is not None
                      else Flight.of(resolver.resolve(name, rdtype)))
     await wait_all([a for a in asked if isinstance(a, Flight)])
     return [a if isinstance(a, Answer) else a.result() for a in asked]
@@ -356,7 +374,7 @@ class DnsResolver:
 
     def would_send(self, name: str, rdtype: str) -> bool:
         """False when the question would be answered from the cache or joined to one in flight."""
-        key = (normalize_name(name), rdtype.upper(), self._upstream_number)
+        key = (normalize_name(name), _type_name(rdtype), self._upstream_number)
         cached = self._shared.cache.get(key)
         if cached is not None and cached[0] > self._shared.clock():
             return False
@@ -382,17 +400,19 @@ class DnsResolver:
         return await settle(self.submit(name, rdtype, fresh=fresh))
 
     def submit(self, name: str, rdtype: str, *, fresh: bool = False,
-               on_send: Callable[[], None] | None = None) -> Asked:
+               on_send: Callable[[], None] | None = None,
+               labels: bytes | None = None) -> Asked:
         """Ask without a coroutine: the cached answer, or a flight shared by all who ask.
 
         No asker owns the flight: it is finished by the transport, so an asker
         that gives up (a /probe timing out) takes nothing from the others.
         ``fresh`` skips the cache but still joins a question already in flight.
         ``on_send`` is called when the question really goes out (for accounting).
+        ``labels`` is the name's ``dns_wire.labels_wire`` when the asker has it cached.
         """
         shared = self._shared
         qname = normalize_name(name)
-        rdtype = rdtype.upper()
+        rdtype = _type_name(rdtype)
         key = (qname, rdtype, self._upstream_number)
         if not fresh:
             cached = shared.cache.get(key)
@@ -409,14 +429,14 @@ class DnsResolver:
         shared.in_flight[key] = flight
         if on_send is not None:
             on_send()
-        self._start(qname, rdtype, key, flight, 1)
+        self._start(qname, rdtype, key, flight, 1, labels)
         return flight
 
     def _start(self, qname: str, rdtype: str, key: _Key, flight: Flight[Answer],
-               attempt: int) -> None:
+               attempt: int, labels: bytes | None = None) -> None:
         if self._shared.transport == "datagram":
             done = functools.partial(self._answered, qname, rdtype, key, flight, attempt)
-            if self._client().submit(qname, rdtype, done):
+            if self._client().submit(qname, rdtype, done, labels):
                 return
         # dnspython's turn: the other transport, or a question the lean client cannot build.
         task = asyncio.get_running_loop().create_task(self._ask_dnspython_limited(qname, rdtype))

@@ -48,30 +48,51 @@ _RECEIVE_BUFFER = 8 * 1024 * 1024
 _MAX_DATAGRAM = 4096
 #: The length octet of every legal label; the root label, QTYPE and QCLASS IN per type.
 _LABEL_LENGTHS = [bytes((n,)) for n in range(64)]
+#: A name is at most 255 octets on the wire, the root label's one included.
+_MAX_LABELS_WIRE = 254
 _QUESTION_TAILS = {name: b"\x00" + struct.pack("!HH", code, 1) for name, code in _TYPES.items()}
 _MAX_TTL = 86400
 _MIN_NEGATIVE_TTL = 5
 
 
-def question_wire(qname: str, rdtype: str) -> bytes | None:
-    """QNAME, QTYPE and QCLASS on the wire, or None for what only dnspython should build."""
-    tail = _QUESTION_TAILS.get(rdtype)
-    if tail is None:
-        return None
+def labels_wire(name: str) -> bytes | None:
+    """A name's labels on the wire, length-prefixed, without the root label; None when
+    it is not plain ASCII within the limits (dnspython then handles IDNA and errors).
+
+    Joined labels are labels too: ``labels_wire("a") + labels_wire("b.c")`` is the
+    wire form of ``a.b.c``, which lets a caller cache the parts it repeats.
+    """
     try:
-        raw = qname.encode("ascii")
+        raw = name.encode("ascii")
     except UnicodeEncodeError:
         return None
     if not raw:
-        return tail
+        return b""
     labels = raw.split(b".")
     try:
         wire = b"".join([_LABEL_LENGTHS[len(label)] + label for label in labels])
     except IndexError:  # a label longer than 63 octets
         return None
-    if b"" in labels or len(wire) > 254:
+    if b"" in labels or len(wire) > _MAX_LABELS_WIRE:
         return None
-    return wire + tail
+    return wire
+
+
+def question_wire(qname: str, rdtype: str, labels: bytes | None = None) -> bytes | None:
+    """QNAME, QTYPE and QCLASS on the wire, or None for what only dnspython should build.
+
+    ``labels`` is ``labels_wire(qname)`` when the caller already has it.
+    """
+    tail = _QUESTION_TAILS.get(rdtype)
+    if tail is None:
+        return None
+    if labels is None:
+        labels = labels_wire(qname)
+        if labels is None:
+            return None
+    elif len(labels) > _MAX_LABELS_WIRE:
+        return None
+    return labels + tail
 
 
 def _skip_name(data: bytes, pos: int) -> int:
@@ -258,9 +279,13 @@ class DatagramClient:
 
     # -- questions ----------------------------------------------------------
 
-    def submit(self, qname: str, rdtype: str, done: Callable[[Answer], None]) -> bool:
-        """Ask; ``done`` gets the answer. False when only dnspython can put it on the wire."""
-        question = question_wire(qname, rdtype)
+    def submit(self, qname: str, rdtype: str, done: Callable[[Answer], None],
+               labels: bytes | None = None) -> bool:
+        """Ask; ``done`` gets the answer. False when only dnspython can put it on the wire.
+
+        ``labels``: the name's ``labels_wire``, when the asker has it at hand.
+        """
+        question = question_wire(qname, rdtype, labels)
         if question is None:
             return False
         self._open()

@@ -63,7 +63,7 @@ class Finding:
 
 
 @functools.lru_cache(maxsize=65536)
-def _label_pair(name: str, value: str) -> tuple[str, str]:
+def label_pair(name: str, value: str) -> tuple[str, str]:
     """One shared tuple per label pair: 200,000 samples need not hold 400,000 copies."""
     return (sys.intern(name), value)
 
@@ -81,7 +81,12 @@ class Findings:
     exclusive: bool = True
 
     def add(self, metric: str, value: float | bool, **labels: str) -> None:
-        pairs = tuple(_label_pair(k, v) for k, v in sorted(labels.items()))
+        pairs = tuple(label_pair(k, v) for k, v in sorted(labels.items()))
+        self.samples.append(Sample(metric, pairs, float(value)))
+
+    def add_pairs(self, metric: str, value: float | bool,
+                  pairs: tuple[tuple[str, str], ...]) -> None:
+        """``add`` for hot paths: ``pairs`` come from ``label_pair``, sorted by label name."""
         self.samples.append(Sample(metric, pairs, float(value)))
 
     def error(self, message: str) -> None:

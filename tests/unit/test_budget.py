@@ -21,7 +21,8 @@ class CountingFake(FakeResolver):
     def would_send(self, name: str, rdtype: str) -> bool:
         return True
 
-    def submit(self, name: str, rdtype: str, *, fresh: bool = False) -> Flight[Answer]:
+    def submit(self, name: str, rdtype: str, *, fresh: bool = False,
+               labels: bytes | None = None) -> Flight[Answer]:
         return Flight.of(self.resolve(name, rdtype))
 
 

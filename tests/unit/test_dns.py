@@ -15,6 +15,7 @@ from exporter.dns import (
     DnsResolver,
     LookupFailed,
     Outcome,
+    Question,
     Upstream,
     answer_from_message,
     parse_mx,
@@ -207,8 +208,10 @@ async def test_resolve_all_keeps_order_across_cached_joined_sent(server, transpo
                            transport=transport)
     await resolver.resolve("cached.example", "A")
     fake = FakeResolver({("fake.example", "A"): "192.0.2.1"})  # no submit: a task of its own
-    answers = await resolve_all([(resolver, "new.example", "A"), (resolver, "cached.example", "A"),
-                                 (fake, "fake.example", "A"), (resolver, "new.example", "A")])
+    answers = await resolve_all([Question(resolver, "new.example", "A"),
+                                 Question(resolver, "cached.example", "A"),
+                                 Question(fake, "fake.example", "A"),
+                                 Question(resolver, "new.example", "A")])
     assert [a.name for a in answers] == ["new.example", "cached.example", "fake.example",
                                          "new.example"]
     assert answers[2].records == ("192.0.2.1",)
@@ -219,7 +222,8 @@ async def test_cancelled_batch_leaves_shared_questions_alone(server, transport: 
     _, port = await server(a_record)
     resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
                            transport=transport)
-    batch = asyncio.ensure_future(resolve_all([(resolver, f"{i}.example", "A") for i in range(5)]))
+    batch = asyncio.ensure_future(resolve_all([Question(resolver, f"{i}.example", "A")
+                                               for i in range(5)]))
     await asyncio.sleep(0)
     other = asyncio.ensure_future(resolver.resolve("3.example", "A"))
     await asyncio.sleep(0)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter.dns import Answer, DnsResolver, Outcome, Upstream, answer_from_message
-from exporter.dns_wire import DatagramClient, parse_fast, question_wire
+from exporter.dns_wire import DatagramClient, labels_wire, parse_fast, question_wire
 
 Handler = Callable[[bytes, dns.message.Message], list[bytes]]
 
@@ -68,6 +68,16 @@ def test_question_wire_matches_dnspython() -> None:
 
 
 label = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(head=st.lists(label, min_size=1, max_size=6), tail=st.lists(label, min_size=1, max_size=6))
+def test_joined_label_parts_are_the_whole_name(head: list[str], tail: list[str]) -> None:
+    first, rest = labels_wire(".".join(head)), labels_wire(".".join(tail))
+    assert first is not None and rest is not None
+    name = ".".join(head + tail)
+    assert question_wire(name, "A", first + rest) == question_wire(name, "A")
+    assert question_wire(name, "A", b"\x01x" * 128) is None  # over 255 octets
 
 
 @settings(max_examples=200, deadline=None)
