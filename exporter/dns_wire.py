@@ -288,7 +288,8 @@ class DatagramClient:
         question = question_wire(qname, rdtype, labels)
         if question is None:
             return False
-        self._open()
+        if self._sock is None:
+            self._open()
         pending = _Pending(done, question, qname, rdtype, _TYPES[rdtype])
         if self._waiting or len(self._pending) >= self.window:
             self._waiting.append(pending)

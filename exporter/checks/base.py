@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol
 
 from exporter.dns import Resolver
 
@@ -32,8 +32,10 @@ class MetricSpec:
     labels: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
+    """One series value. A named tuple: a blocklist cycle makes 200,000 (a frozen
+    dataclass's ``__init__`` cost three times as much)."""
+
     metric: str
     labels: tuple[tuple[str, str], ...]
     value: float
