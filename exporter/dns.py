@@ -318,6 +318,9 @@ class _Shared:
     """What every view of one resolver shares: cache, in-flight table, budget, stats."""
 
     stats: QueryStats
+    #: Questions on the wire at once: the datagram client's window, and the
+    #: limiter of the dnspython transport.
+    max_in_flight: int
     limit: Limiter
     clock: Callable[[], float]
     transport: str
@@ -356,8 +359,8 @@ class DnsResolver:
         self.timeout = timeout
         self.attempts = attempts
         self._shared = _shared or _Shared(
-            stats if stats is not None else QueryStats(), Limiter(max_in_flight),
-            clock, transport)
+            stats if stats is not None else QueryStats(), max_in_flight,
+            Limiter(max_in_flight), clock, transport)
         numbers = self._shared.upstream_numbers
         self._upstream_number = numbers.setdefault(upstream, len(numbers))
 
@@ -479,7 +482,7 @@ class DnsResolver:
             from exporter.dns_wire import DatagramClient
 
             client = DatagramClient(self.upstream.nameservers, self.upstream.port,
-                                    self.timeout, self.attempts, self._shared.limit.slots)
+                                    self.timeout, self.attempts, self._shared.max_in_flight)
             self._shared.clients[self._upstream_number] = client
         return client
 

@@ -20,7 +20,6 @@ class Limiter:
     def __init__(self, slots: int) -> None:
         if slots < 1:
             raise ValueError("a limiter needs at least one slot")
-        self.slots = slots
         self._free = slots
         self._waiters: deque[asyncio.Future[None]] = deque()
 
