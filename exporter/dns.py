@@ -330,6 +330,23 @@ class _Shared:
     clients: dict[int, DatagramClient] = field(default_factory=dict)
 
 
+class _Asking(Flight[Answer]):
+    """A question the resolver has sent: the flight its askers wait on, and (being
+    callable) the callback the datagram client answers, so sending one allocates no
+    closure."""
+
+    __slots__ = ("attempt", "key", "resolver")
+
+    def __init__(self, resolver: DnsResolver, key: _Key) -> None:
+        super().__init__()
+        self.resolver = resolver
+        self.key = key
+        self.attempt = 1
+
+    def __call__(self, answer: Answer) -> None:
+        self.resolver._answered(self, answer)
+
+
 class DnsResolver:
     """Async resolver: TTL cache, in-flight coalescing, bounded concurrency.
 
@@ -428,43 +445,43 @@ class DnsResolver:
         if pending is not None:
             shared.stats.counts["cached"] += 1
             return pending
-        flight: Flight[Answer] = Flight()
-        shared.in_flight[key] = flight
+        asking = _Asking(self, key)
+        shared.in_flight[key] = asking
         if on_send is not None:
             on_send()
-        self._start(qname, rdtype, key, flight, 1, labels)
-        return flight
+        self._start(asking, labels)
+        return asking
 
-    def _start(self, qname: str, rdtype: str, key: _Key, flight: Flight[Answer],
-               attempt: int, labels: bytes | None = None) -> None:
-        if self._shared.transport == "datagram":
-            done = functools.partial(self._answered, qname, rdtype, key, flight, attempt)
-            if self._client().submit(qname, rdtype, done, labels):
-                return
+    def _start(self, asking: _Asking, labels: bytes | None = None) -> None:
+        qname, rdtype, _ = asking.key
+        if self._shared.transport == "datagram" and self._client().submit(
+                qname, rdtype, asking, labels):
+            return
         # dnspython's turn: the other transport, or a question the lean client cannot build.
         task = asyncio.get_running_loop().create_task(self._ask_dnspython_limited(qname, rdtype))
-        task.add_done_callback(functools.partial(self._asked, qname, rdtype, key, flight))
+        task.add_done_callback(functools.partial(self._asked, asking))
 
-    def _answered(self, qname: str, rdtype: str, key: _Key, flight: Flight[Answer],
-                  attempt: int, answer: Answer) -> None:
+    def _answered(self, asking: _Asking, answer: Answer) -> None:
         # A SERVFAIL or REFUSED may be passing (an upstream restarting): ask again before
         # calling it a failure, as the dnspython path does.
-        if answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED) and attempt < self.attempts:
-            self._start(qname, rdtype, key, flight, attempt + 1)
+        if answer.outcome in (Outcome.SERVFAIL, Outcome.REFUSED) \
+                and asking.attempt < self.attempts:
+            asking.attempt += 1
+            self._start(asking)
             return
-        self._finish(key, flight, answer)
+        self._finish(asking.key, asking, answer)
 
-    def _asked(self, qname: str, rdtype: str, key: _Key, flight: Flight[Answer],
-               task: asyncio.Task[Answer]) -> None:
+    def _asked(self, asking: _Asking, task: asyncio.Task[Answer]) -> None:
         if task.cancelled():  # the loop is shutting down: an error, never "no record"
-            self._finish(key, flight, Answer(qname, rdtype, Outcome.TIMEOUT,
-                                             detail="the lookup was cancelled"))
+            qname, rdtype, _ = asking.key
+            self._finish(asking.key, asking, Answer(qname, rdtype, Outcome.TIMEOUT,
+                                                    detail="the lookup was cancelled"))
         elif (error := task.exception()) is not None:  # a bug: every waiter sees it
-            if self._shared.in_flight.get(key) is flight:
-                del self._shared.in_flight[key]
-            flight.fail(error)
-        else:
-            self._finish(key, flight, task.result())
+            if self._shared.in_flight.get(asking.key) is asking:
+                del self._shared.in_flight[asking.key]
+            asking.fail(error)
+        else:  # dnspython retried SERVFAIL and REFUSED itself
+            self._finish(asking.key, asking, task.result())
 
     def _finish(self, key: _Key, flight: Flight[Answer], answer: Answer) -> None:
         shared = self._shared
