@@ -365,18 +365,17 @@ class DnsblCheck:
             verdicts[i] = unlisted_verdict(zones[i], answer)
             if verdicts[i] is None:
                 listings[i] = answer
-        if not listings:
-            return [(health, verdicts.get(i)) for i, health in enumerate(healths)]
-        confirmed = await asyncio.gather(*(
-            confirm_listing(resolvers[i], zones[i], item, answer)
-            for i, answer in listings.items()))
-        for i, verdict in zip(listings, confirmed, strict=True):
-            if verdict.zone_unhealthy:
-                self.health.forget(zones[i])
-                healths[i] = ZoneHealth(zones[i].zone, False, True, verdict.problem)
-                verdicts[i] = None
-            else:
-                verdicts[i] = verdict
+        if listings:
+            confirmed = await asyncio.gather(*(
+                confirm_listing(resolvers[i], zones[i], item, answer)
+                for i, answer in listings.items()))
+            for i, verdict in zip(listings, confirmed, strict=True):
+                if verdict.zone_unhealthy:
+                    self.health.forget(zones[i])
+                    healths[i] = ZoneHealth(zones[i].zone, False, True, verdict.problem)
+                    verdicts[i] = None
+                else:
+                    verdicts[i] = verdict
         return [(health, verdicts.get(i)) for i, health in enumerate(healths)]
 
     async def _healths(self, zones: list[ZoneConfig], resolvers: list[Resolver],
