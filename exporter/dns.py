@@ -35,7 +35,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.rrset
 
-from exporter.flight import Flight, wait_all
+from exporter.flight import Flight, background, wait_all
 from exporter.limiter import Limiter
 
 if TYPE_CHECKING:
@@ -458,7 +458,7 @@ class DnsResolver:
                 qname, rdtype, asking, labels):
             return
         # dnspython's turn: the other transport, or a question the lean client cannot build.
-        task = asyncio.get_running_loop().create_task(self._ask_dnspython_limited(qname, rdtype))
+        task = background(self._ask_dnspython_limited(qname, rdtype))
         task.add_done_callback(functools.partial(self._asked, asking))
 
     def _answered(self, asking: _Asking, answer: Answer) -> None:
@@ -471,7 +471,7 @@ class DnsResolver:
             return
         self._finish(asking.key, asking, answer)
 
-    def _asked(self, asking: _Asking, task: asyncio.Task[Answer]) -> None:
+    def _asked(self, asking: _Asking, task: asyncio.Future[Answer]) -> None:
         if task.cancelled():  # the loop is shutting down: an error, never "no record"
             qname, rdtype, _ = asking.key
             self._finish(asking.key, asking, Answer(qname, rdtype, Outcome.TIMEOUT,

@@ -31,6 +31,7 @@ import dns.flags
 import dns.message
 
 from exporter.dns import Answer, Outcome, answer_from_message
+from exporter.flight import background
 
 _TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
           "TLSA": 52, "CAA": 257, "DNSKEY": 48, "DS": 43}
@@ -262,9 +263,7 @@ class DatagramClient:
             return  # a late answer to an earlier question that had this ID
         del self._pending[ident]
         if data[2] & 0x02:  # TC: ask again over TCP
-            assert self._loop is not None
-            task = self._loop.create_task(self._tcp(pending))
-            task.add_done_callback(_consume)
+            background(self._tcp(pending))
             return
         try:
             answer = parse_fast(data, qlen, pending.qname, pending.rdtype, pending.code)
@@ -379,6 +378,9 @@ class DatagramClient:
         except (OSError, EOFError, dns.exception.DNSException) as exc:
             answer = Answer(pending.qname, pending.rdtype, Outcome.TIMEOUT,
                             detail=f"truncated over UDP, TCP failed: {type(exc).__name__}")
+        except Exception as exc:  # whatever went wrong, the askers get an answer (an error)
+            answer = Answer(pending.qname, pending.rdtype, Outcome.SERVFAIL,
+                            detail=f"truncated over UDP, TCP answer unreadable: {exc!r}")
         pending.done(answer)
         self._send_waiting()
 
@@ -405,9 +407,3 @@ class DatagramClient:
     @property
     def in_flight(self) -> int:
         return len(self._pending)
-
-
-def _consume(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()
-

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -86,8 +86,20 @@ class Flight(Generic[T]):
             else:
                 flight.finish(task.result())
 
-        asyncio.ensure_future(awaitable).add_done_callback(landed)
+        background(awaitable).add_done_callback(landed)
         return flight
+
+
+#: Tasks nobody awaits, kept referenced until done: the loop itself holds tasks weakly.
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+def background(awaitable: Awaitable[T]) -> asyncio.Future[T]:
+    """Run ``awaitable`` as a task that cannot be garbage-collected half-way."""
+    task = asyncio.ensure_future(awaitable)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
 
 
 async def wait_all(flights: Sequence[Flight[T]]) -> None:
