@@ -97,7 +97,7 @@ class ZoneResolver:
         if self.budget is None:  # only counting: the resolver says when it sends
             return self.inner.submit(name, rdtype, fresh=fresh, on_send=self._count,
                                      labels=labels)
-        if fresh or self.inner.would_send(name, rdtype):
+        if self.inner.would_send(name, rdtype, fresh=fresh):
             problem = self.budget.take()
             if problem is None:  # the per-second budget says wait: a task may wait
                 return Flight.of(self._after_wait(name, rdtype, fresh))

@@ -392,12 +392,14 @@ class DnsResolver:
         return DnsResolver(upstream, timeout=self.timeout, attempts=self.attempts,
                            _shared=self._shared)
 
-    def would_send(self, name: str, rdtype: str) -> bool:
-        """False when the question would be answered from the cache or joined to one in flight."""
+    def would_send(self, name: str, rdtype: str, *, fresh: bool = False) -> bool:
+        """False when the question would be answered from the cache or joined to one in
+        flight (``fresh``: past the cache, but still joined, as ``submit`` does)."""
         key = (normalize_name(name), _type_name(rdtype), self._upstream_number)
-        cached = self._shared.cache.get(key)
-        if cached is not None and cached[0] > self._shared.clock():
-            return False
+        if not fresh:
+            cached = self._shared.cache.get(key)
+            if cached is not None and cached[0] > self._shared.clock():
+                return False
         return key not in self._shared.in_flight
 
     def prune(self) -> None:
@@ -454,8 +456,10 @@ class DnsResolver:
 
     def _start(self, asking: _Asking, labels: bytes | None = None) -> None:
         qname, rdtype, _ = asking.key
+        # The client is told the tries already spent, so a SERVFAIL asked again goes to the
+        # next server and the question's tries stay ``attempts`` in all.
         if self._shared.transport == "datagram" and self._client().submit(
-                qname, rdtype, asking, labels):
+                qname, rdtype, asking, labels, asking.attempt - 1):
             return
         # dnspython's turn: the other transport, or a question the lean client cannot build.
         task = background(self._ask_dnspython_limited(qname, rdtype))

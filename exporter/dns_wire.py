@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket
 import struct
@@ -41,16 +42,19 @@ _RCODE_NOERROR, _RCODE_SERVFAIL, _RCODE_NXDOMAIN, _RCODE_REFUSED = 0, 2, 3, 5
 _FLAGS = 0x0120
 #: An EDNS0 OPT record advertising 1232-byte answers (the DNS flag day 2020 size).
 _OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+log = logging.getLogger("exporter.dns_wire")
+
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _RECEIVE_BUFFER = 8 * 1024 * 1024
 #: We advertise 1232-byte answers; a larger datagram is cut short and then fails to
 #: parse (an error, retried). recv(65535) allocated 64 KiB per datagram.
 _MAX_DATAGRAM = 4096
-#: The length octet of every legal label; the root label, QTYPE and QCLASS IN per type.
+#: The length octet of every legal label.
 _LABEL_LENGTHS = [bytes((n,)) for n in range(64)]
 #: A name is at most 255 octets on the wire, the root label's one included.
 _MAX_LABELS_WIRE = 254
+#: The root label, QTYPE and QCLASS IN, per type.
 _QUESTION_TAILS = {name: b"\x00" + struct.pack("!HH", code, 1) for name, code in _TYPES.items()}
 _MAX_TTL = 86400
 _MIN_NEGATIVE_TTL = 5
@@ -274,22 +278,24 @@ class DatagramClient:
                 OSError) as exc:
             answer = Answer(pending.qname, pending.rdtype, Outcome.SERVFAIL,
                             detail=f"malformed answer: {exc}")
-        pending.done(answer)
+        _deliver(pending, answer)
 
     # -- questions ----------------------------------------------------------
 
     def submit(self, qname: str, rdtype: str, done: Callable[[Answer], None],
-               labels: bytes | None = None) -> bool:
+               labels: bytes | None = None, attempt: int = 0) -> bool:
         """Ask; ``done`` gets the answer. False when only dnspython can put it on the wire.
 
         ``labels``: the name's ``labels_wire``, when the asker has it at hand.
+        ``attempt``: tries already spent on this question (a SERVFAIL asked again):
+        it goes to the next server, and only the tries left are retransmitted.
         """
         question = question_wire(qname, rdtype, labels)
         if question is None:
             return False
         if self._sock is None:
             self._open()
-        pending = _Pending(done, question, qname, rdtype, _TYPES[rdtype])
+        pending = _Pending(done, question, qname, rdtype, _TYPES[rdtype], attempt=attempt)
         if self._waiting or len(self._pending) >= self.window:
             self._waiting.append(pending)
         else:
@@ -344,17 +350,19 @@ class DatagramClient:
         if loop is None or self._sock is None:
             self._sweeper = None
             return
-        now = loop.time()
-        overdue = [(i, p) for i, p in self._pending.items() if p.deadline <= now]
-        if overdue:
-            # Answers may be waiting in the socket behind a busy loop: read them first.
-            self._drain()
-            for ident, pending in overdue:
-                if self._pending.get(ident) is pending and pending.deadline <= now:
-                    self._expire(ident, pending)
+        try:
+            now = loop.time()
+            overdue = [(i, p) for i, p in self._pending.items() if p.deadline <= now]
+            if overdue:
+                # Answers may be waiting in the socket behind a busy loop: read them first.
+                self._drain()
+                for ident, pending in overdue:
+                    if self._pending.get(ident) is pending and pending.deadline <= now:
+                        self._expire(ident, pending)
             self._send_waiting()
-        self._sweeper = (loop.call_later(self._tick, self._sweep)
-                         if self._pending or self._waiting else None)
+        finally:
+            self._sweeper = (loop.call_later(self._tick, self._sweep)
+                             if self._pending or self._waiting else None)
 
     def _expire(self, ident: int, pending: _Pending) -> None:
         pending.attempt += 1
@@ -363,7 +371,7 @@ class DatagramClient:
             return
         del self._pending[ident]
         server = self.servers[(pending.attempt - 1) % len(self.servers)]
-        pending.done(Answer(
+        _deliver(pending, Answer(
             pending.qname, pending.rdtype, Outcome.TIMEOUT,
             detail=f"timeout after {pending.attempt} attempt(s), last to {server}"))
 
@@ -381,7 +389,7 @@ class DatagramClient:
         except Exception as exc:  # whatever went wrong, the askers get an answer (an error)
             answer = Answer(pending.qname, pending.rdtype, Outcome.SERVFAIL,
                             detail=f"truncated over UDP, TCP answer unreadable: {exc!r}")
-        pending.done(answer)
+        _deliver(pending, answer)
         self._send_waiting()
 
     def close(self) -> None:
@@ -401,9 +409,18 @@ class DatagramClient:
         if loop is None or loop.is_closed():
             return  # nobody is left to tell
         for pending in unanswered:
-            pending.done(Answer(pending.qname, pending.rdtype, Outcome.TIMEOUT,
+            _deliver(pending, Answer(pending.qname, pending.rdtype, Outcome.TIMEOUT,
                                 detail="resolver closed"))
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+
+def _deliver(pending: _Pending, answer: Answer) -> None:
+    """Hand over an answer. A callback that raises is a bug, but it must not stop the
+    drain, the sweep or ``close`` from answering every other question."""
+    try:
+        pending.done(answer)
+    except Exception:
+        log.exception("answer callback for %s %s failed", pending.rdtype, pending.qname)

@@ -73,10 +73,14 @@ class Flight(Generic[T]):
             await wait_all((self,))
         return self.result()
 
-    @classmethod
-    def of(cls, awaitable: Awaitable[T]) -> Flight[T]:
-        """A flight finished by a task running ``awaitable`` (for work that must await)."""
-        flight: Flight[T] = cls()
+    @staticmethod
+    def of(awaitable: Awaitable[T]) -> Flight[T]:
+        """A flight finished by a task running ``awaitable`` (for work that must await).
+
+        It is its asker's alone: when its last waiter gives up, the task is cancelled,
+        so a /probe that timed out stops spending (a zone's query budget, say).
+        """
+        flight: _TaskFlight[T] = _TaskFlight()
 
         def landed(task: asyncio.Future[T]) -> None:
             if task.cancelled():
@@ -86,8 +90,22 @@ class Flight(Generic[T]):
             else:
                 flight.finish(task.result())
 
-        background(awaitable).add_done_callback(landed)
+        flight.task = background(awaitable)
+        flight.task.add_done_callback(landed)
         return flight
+
+
+class _TaskFlight(Flight[T]):
+    __slots__ = ("task",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.task: asyncio.Future[T] | None = None
+
+    def discard(self, callback: Callable[[Flight[T]], None]) -> None:
+        super().discard(callback)
+        if self._callbacks is not None and not self._callbacks and self.task is not None:
+            self.task.cancel()
 
 
 #: Tasks nobody awaits, kept referenced until done: the loop itself holds tasks weakly.

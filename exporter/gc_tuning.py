@@ -6,7 +6,8 @@ answers, tuples) and reference counting frees nearly all of them: on the
 ran about 2,700 collections per cycle that found 406 cyclic objects in all,
 yet took 6.7–7.6 s of a 16 s cycle, because every young collection also walks
 what the thousands of runs in flight hold. A young collection every 50,000
-allocations took that to about 1 s (measured with ``bench.dnsbl``).
+allocations took that to about 1 s, every 100,000 to about 0.35 s (measured
+with ``bench.dnsbl``; the second figure includes start-up).
 Cycles are still collected, just in bigger, rarer batches.
 """
 

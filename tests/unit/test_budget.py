@@ -18,7 +18,7 @@ from tests.unit.helpers import context, run, target_for, values
 class CountingFake(FakeResolver):
     """A fake that says which questions it would send (nothing is cached here)."""
 
-    def would_send(self, name: str, rdtype: str) -> bool:
+    def would_send(self, name: str, rdtype: str, *, fresh: bool = False) -> bool:
         return True
 
     def submit(self, name: str, rdtype: str, *, fresh: bool = False,

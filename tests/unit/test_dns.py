@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import dns.flags
@@ -11,6 +12,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
+from exporter.budget import ZoneBudget, ZoneResolver
 from exporter.dns import (
     DnsResolver,
     LookupFailed,
@@ -230,3 +232,37 @@ async def test_cancelled_batch_leaves_shared_questions_alone(server, transport: 
     batch.cancel()
     assert (await other).records == ("127.0.0.2",)
     assert batch.cancelled()
+
+
+async def test_fresh_questions_joining_one_in_flight_spend_budget_once(server) -> None:  # type: ignore[no-untyped-def]
+    proto, port = await server(a_record)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1)
+    budget = ZoneBudget(per_day=10)
+    sent: Counter[str] = Counter()
+    zone = ZoneResolver("bl.example", resolver, budget, sent)
+    answers = await asyncio.gather(*(zone.resolve_fresh("1.0.0.127.bl.example", "A")
+                                     for _ in range(5)))
+    assert all(a.outcome is Outcome.OK for a in answers)
+    assert len(proto.queries) == 1
+    assert budget.spent_today == 1 and sent["bl.example"] == 1
+
+
+async def test_servfail_is_asked_again_of_the_next_server(server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    def servfail(q: dns.message.Message) -> dns.message.Message:
+        reply = dns.message.make_response(q)
+        reply.set_rcode(dns.rcode.SERVFAIL)
+        return reply
+
+    broken, port = await server(servfail)
+    loop = asyncio.get_running_loop()
+    transport_b, working = await loop.create_datagram_endpoint(
+        lambda: _Server(a_record), local_addr=("127.0.0.2", port))
+    try:
+        resolver = DnsResolver(Upstream(("127.0.0.1", "127.0.0.2"), port), timeout=0.5,
+                               attempts=3, transport=transport)
+        answer = await resolver.resolve("x.example", "A")
+        resolver.close()
+    finally:
+        transport_b.close()
+    assert answer.outcome is Outcome.OK
+    assert len(broken.queries) == 1 and len(working.queries) == 1

@@ -229,3 +229,21 @@ async def test_closing_answers_open_questions_as_timeouts(udp_server) -> None:  
     client.close()
     assert [(a.name, a.outcome) for a in answers] == [("a.example", Outcome.TIMEOUT),
                                                       ("b.example", Outcome.TIMEOUT)]
+
+
+async def test_a_failing_callback_does_not_stall_the_questions_behind_it(udp_server) -> None:  # type: ignore[no-untyped-def]
+    _, port = await udp_server(lambda data, q: [reply_a(q)])
+    client = DatagramClient(("127.0.0.1",), port, 1.0, 1, window=1)
+    answers: list[Answer] = []
+
+    def broken(answer: Answer) -> None:
+        raise RuntimeError("a bug in an asker")
+
+    client.submit("a.example", "A", broken)
+    client.submit("b.example", "A", answers.append)  # waits for a's slot in the window
+    for _ in range(100):
+        if answers:
+            break
+        await asyncio.sleep(0.01)
+    client.close()
+    assert [a.name for a in answers] == ["b.example"]

@@ -76,3 +76,22 @@ async def test_flight_of_a_coroutine_carries_its_result_or_exception() -> None:
     assert await Flight.of(value()).wait() == 5
     with pytest.raises(RuntimeError, match="bug"):
         await Flight.of(broken()).wait()
+
+
+async def test_a_task_flight_abandoned_by_its_waiter_stops_its_task() -> None:
+    started = asyncio.Event()
+
+    async def slow() -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return 1
+
+    flight = Flight.of(slow())
+    waiter = asyncio.ensure_future(flight.wait())
+    await started.wait()
+    waiter.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert flight.done()  # the task was cancelled, not left sleeping (spending budget, say)
+    with pytest.raises(asyncio.CancelledError):
+        flight.result()
