@@ -103,7 +103,7 @@ class ZoneResolver:
                 return Flight.of(self._after_wait(name, rdtype, fresh))
             if problem:
                 return self._throttled(name, rdtype, problem)
-            self.sent[self.zone] += 1
+            self._count()
         return self.inner.submit(name, rdtype, fresh=fresh, labels=labels)
 
     async def _after_wait(self, name: str, rdtype: str, fresh: bool) -> Answer:
@@ -111,7 +111,7 @@ class ZoneResolver:
         problem = await self.budget.acquire()
         if problem:
             return self._throttled(name, rdtype, problem)
-        self.sent[self.zone] += 1
+        self._count()
         return await self.inner.resolve(name, rdtype, fresh=fresh)
 
     def _count(self) -> None:

@@ -396,11 +396,18 @@ class DnsResolver:
         """False when the question would be answered from the cache or joined to one in
         flight (``fresh``: past the cache, but still joined, as ``submit`` does)."""
         key = (normalize_name(name), _type_name(rdtype), self._upstream_number)
+        return self._known(key, fresh) is None
+
+    def _known(self, key: _Key, fresh: bool) -> Asked | None:
+        """The cached answer (unless ``fresh``) or the question in flight, if any."""
+        shared = self._shared
         if not fresh:
-            cached = self._shared.cache.get(key)
-            if cached is not None and cached[0] > self._shared.clock():
-                return False
-        return key not in self._shared.in_flight
+            cached = shared.cache.get(key)
+            if cached is not None:
+                if cached[0] > shared.clock():
+                    return cached[1]
+                del shared.cache[key]
+        return shared.in_flight.get(key)
 
     def prune(self) -> None:
         """Drop expired cache entries (called periodically)."""
@@ -436,17 +443,10 @@ class DnsResolver:
         qname = normalize_name(name)
         rdtype = _type_name(rdtype)
         key = (qname, rdtype, self._upstream_number)
-        if not fresh:
-            cached = shared.cache.get(key)
-            if cached is not None:
-                if cached[0] > shared.clock():
-                    shared.stats.counts["cached"] += 1
-                    return cached[1]
-                del shared.cache[key]
-        pending = shared.in_flight.get(key)
-        if pending is not None:
+        known = self._known(key, fresh)
+        if known is not None:
             shared.stats.counts["cached"] += 1
-            return pending
+            return known
         asking = _Asking(self, key)
         shared.in_flight[key] = asking
         if on_send is not None:

@@ -216,9 +216,7 @@ class DatagramClient:
 
     # -- the socket ---------------------------------------------------------
 
-    def _open(self) -> asyncio.AbstractEventLoop:
-        if self._loop is not None and self._sock is not None:
-            return self._loop
+    def _open(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in self.servers[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -234,7 +232,6 @@ class DatagramClient:
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         loop.add_reader(sock.fileno(), self._drain)
         self._sock = sock
-        return loop
 
     def _drain(self) -> None:
         sock = self._sock
@@ -301,18 +298,6 @@ class DatagramClient:
         else:
             self._start(pending)
         return True
-
-    async def query(self, qname: str, rdtype: str) -> Answer | None:
-        """Ask and wait; None when the question is one only dnspython can put on the wire."""
-        future: asyncio.Future[Answer] = self._open().create_future()
-
-        def done(answer: Answer) -> None:
-            if not future.done():
-                future.set_result(answer)
-
-        if not self.submit(qname, rdtype, done):
-            return None
-        return await future
 
     def _start(self, pending: _Pending) -> None:
         ident = random.getrandbits(16)

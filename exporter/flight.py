@@ -122,9 +122,10 @@ def background(awaitable: Awaitable[T]) -> asyncio.Future[T]:
 
 async def wait_all(flights: Sequence[Flight[T]]) -> None:
     """Wait until every flight has landed, waking once. Cancelling it cancels none of them."""
-    remaining = sum(1 for flight in flights if not flight.done())
-    if not remaining:
+    pending = [flight for flight in flights if not flight.done()]
+    if not pending:
         return
+    remaining = len(pending)
     waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def landed(_: Flight[T]) -> None:
@@ -133,7 +134,6 @@ async def wait_all(flights: Sequence[Flight[T]]) -> None:
         if remaining == 0 and not waiter.done():
             waiter.set_result(None)
 
-    pending = [flight for flight in flights if not flight.done()]
     for flight in pending:
         flight.when_done(landed)
     try:

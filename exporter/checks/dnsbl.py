@@ -23,7 +23,7 @@ import ipaddress
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 from exporter.blocklists import classify_code, delist_url, effective_zones, error_networks
 from exporter.checks.base import (
@@ -390,7 +390,7 @@ class DnsblCheck:
                                            for i in missing))
             for i, health in zip(missing, found, strict=True):
                 known[i] = health
-        return [health for health in known if health is not None]
+        return cast(list[ZoneHealth], known)  # every gap was filled above
 
     async def _run_item(
         self, item: str, label: str, zones: list[ZoneConfig], ctx: CheckContext,

@@ -141,6 +141,12 @@ def a_record(query: dns.message.Message) -> dns.message.Message:
     return reply
 
 
+def servfail(query: dns.message.Message) -> dns.message.Message:
+    reply = dns.message.make_response(query)
+    reply.set_rcode(dns.rcode.SERVFAIL)
+    return reply
+
+
 async def test_identical_questions_are_coalesced_and_cached(server, transport: str) -> None:  # type: ignore[no-untyped-def]
     proto, port = await server(a_record)
     resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
@@ -165,11 +171,6 @@ async def test_timeouts_are_not_cached_and_are_counted(server, transport: str) -
 
 
 async def test_servfail_is_retried_then_reported(server, transport: str) -> None:  # type: ignore[no-untyped-def]
-    def servfail(q: dns.message.Message) -> dns.message.Message:
-        reply = dns.message.make_response(q)
-        reply.set_rcode(dns.rcode.SERVFAIL)
-        return reply
-
     proto, port = await server(servfail)
     resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.5, attempts=3,
                            transport=transport)
@@ -248,11 +249,6 @@ async def test_fresh_questions_joining_one_in_flight_spend_budget_once(server) -
 
 
 async def test_servfail_is_asked_again_of_the_next_server(server, transport: str) -> None:  # type: ignore[no-untyped-def]
-    def servfail(q: dns.message.Message) -> dns.message.Message:
-        reply = dns.message.make_response(q)
-        reply.set_rcode(dns.rcode.SERVFAIL)
-        return reply
-
     broken, port = await server(servfail)
     loop = asyncio.get_running_loop()
     transport_b, working = await loop.create_datagram_endpoint(

@@ -51,6 +51,14 @@ async def udp_server() -> AsyncIterator[Callable[[Handler], asyncio.Future[tuple
         t.close()
 
 
+async def ask(client: DatagramClient, qname: str, rdtype: str) -> Answer | None:
+    """Submit and wait; None when only dnspython could put the question on the wire."""
+    future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+    if not client.submit(qname, rdtype, future.set_result):
+        return None
+    return await future
+
+
 def reply_a(query: dns.message.Message, address: str = "127.0.0.2") -> bytes:
     reply = dns.message.make_response(query)
     reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", address))
@@ -137,7 +145,7 @@ async def test_late_answer_to_another_question_with_same_id_is_ignored(udp_serve
 
     _, port = await udp_server(handler)
     client = DatagramClient(("127.0.0.1",), port, 1.0, 1)
-    answer = await client.query("x.example", "A")
+    answer = await ask(client, "x.example", "A")
     client.close()
     assert answer is not None and answer.records == ("127.0.0.2",)
 
@@ -151,7 +159,7 @@ async def test_dropped_packet_is_retransmitted(udp_server) -> None:  # type: ign
 
     server, port = await udp_server(handler)
     client = DatagramClient(("127.0.0.1",), port, 0.1, 3)
-    answer = await client.query("x.example", "A")
+    answer = await ask(client, "x.example", "A")
     client.close()
     assert answer is not None and answer.outcome is Outcome.OK
     assert server.received == 2
@@ -177,7 +185,7 @@ async def test_truncated_answer_is_asked_again_over_tcp(udp_server) -> None:  # 
     _, port = await udp_server(handler)
     tcp = await asyncio.start_server(tcp_handler, "127.0.0.1", port)
     client = DatagramClient(("127.0.0.1",), port, 1.0, 1)
-    answer = await client.query("big.example", "TXT")
+    answer = await ask(client, "big.example", "TXT")
     client.close()
     tcp.close()
     assert answer is not None and answer.outcome is Outcome.OK
@@ -214,7 +222,7 @@ async def test_window_bounds_questions_on_the_wire(udp_server) -> None:  # type:
 async def test_one_sweep_times_out_many_questions(udp_server) -> None:  # type: ignore[no-untyped-def]
     server, port = await udp_server(lambda data, q: [])
     client = DatagramClient(("127.0.0.1",), port, 0.05, 2)
-    answers = await asyncio.gather(*(client.query(f"{i}.example", "A") for i in range(50)))
+    answers = await asyncio.gather(*(ask(client, f"{i}.example", "A") for i in range(50)))
     client.close()
     assert all(a is not None and a.outcome is Outcome.TIMEOUT for a in answers)
     assert server.received == 100  # every question sent twice, then given up
