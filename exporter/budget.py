@@ -84,6 +84,7 @@ class ZoneResolver:
         self.inner = inner
         self.budget = budget
         self.sent = sent
+        self._on_send = self._count  # bound once: it is handed over with every question
 
     async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
         return await settle(self.submit(name, rdtype, fresh=fresh))
@@ -95,7 +96,7 @@ class ZoneResolver:
                labels: bytes | None = None) -> Asked:
         """Like ``DnsResolver.submit``; a question that would really be sent spends budget."""
         if self.budget is None:  # only counting: the resolver says when it sends
-            return self.inner.submit(name, rdtype, fresh=fresh, on_send=self._count,
+            return self.inner.submit(name, rdtype, fresh=fresh, on_send=self._on_send,
                                      labels=labels)
         if self.inner.would_send(name, rdtype, fresh=fresh):
             problem = self.budget.take()

@@ -338,7 +338,7 @@ def test_dnsbl_query_name_of_a_domain_is_the_domain_under_the_zone(domain: str, 
 # The wire parser
 # --------------------------------------------------------------------------
 
-#: What DatagramClient.datagram_received catches around parse_fast.
+#: What DatagramClient._receive catches around parse_fast.
 CAUGHT = (struct.error, IndexError, ValueError)
 
 
