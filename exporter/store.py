@@ -43,7 +43,7 @@ class Store:
     def update(self, result: Result) -> Entry:
         key = (result.check, result.target)
         old = self.entries.get(key)
-        new_samples = {s.key: s for s in result.samples}
+        new_samples = {(s.metric, s.labels): s for s in result.samples}  # Sample.key, inline
         if result.success or old is None:
             samples = new_samples
             findings = result.findings

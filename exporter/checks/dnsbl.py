@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import ClassVar, NamedTuple, cast
 
 from exporter.blocklists import classify_code, delist_url, effective_zones, error_networks
 from exporter.checks.base import (
@@ -119,6 +120,16 @@ class ZoneHealth:
     ttl: float = 0.0
 
 
+class HealthSnapshot(NamedTuple):
+    """The verdicts of a list of zones, read from a :class:`HealthMemo` at once."""
+
+    healths: tuple[ZoneHealth, ...]
+    #: When the first of them expires.
+    until: float
+    #: The memo's generation when it was read: any change since makes it stale.
+    generation: int
+
+
 class HealthMemo:
     """A zone's health, reused for as long as the answers it was read from are cached.
 
@@ -135,6 +146,8 @@ class HealthMemo:
         # ZoneConfig for every (sender, zone) was 2 % of a cycle. A reload that
         # changes the zone's settings gets a new verdict.
         self._known: dict[str, tuple[ZoneConfig, float, ZoneHealth]] = {}
+        #: Bumped whenever a remembered verdict changes, so a snapshot can tell it is stale.
+        self.generation = 0
         self._pending: dict[ZoneConfig, asyncio.Future[ZoneHealth]] = {}
 
     def known(self, zone: ZoneConfig) -> ZoneHealth | None:
@@ -144,6 +157,23 @@ class HealthMemo:
             return None
         config, _, health = known
         return health if config is zone or config == zone else None
+
+    def snapshot(self, zones: Sequence[ZoneConfig]) -> HealthSnapshot | None:
+        """Every zone's remembered verdict at once, valid until the first expires (and
+        while ``generation`` stays); None unless every one of them is fresh."""
+        now = self._clock()
+        healths = []
+        until = math.inf
+        for zone in zones:
+            known = self._known.get(zone.zone)
+            if known is None or known[1] <= now or (known[0] is not zone and known[0] != zone):
+                return None
+            healths.append(known[2])
+            until = min(until, known[1])
+        return HealthSnapshot(tuple(healths), until, self.generation)
+
+    def still_valid(self, snapshot: HealthSnapshot) -> bool:
+        return snapshot.generation == self.generation and self._clock() < snapshot.until
 
     async def get(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
         known = self.known(zone)
@@ -159,6 +189,7 @@ class HealthMemo:
 
     def forget(self, zone: ZoneConfig) -> None:
         self._known.pop(zone.zone, None)
+        self.generation += 1
 
     async def refresh(self, resolver: Resolver, zone: ZoneConfig) -> ZoneHealth:
         """Evaluate now (the zone's own target does, every cycle) and remember it."""
@@ -178,6 +209,7 @@ class HealthMemo:
             self._known[zone.zone] = (zone, self._clock() + health.ttl, health)
         else:
             self._known.pop(zone.zone, None)
+        self.generation += 1
         return health
 
 
@@ -198,6 +230,8 @@ class _ZonePlan:
     #: ``label_pair("zone", ...)`` of each zone.
     pairs: list[tuple[str, str]]
     not_listed: list[ZoneVerdict]
+    #: The zones' health as last read from the memo: one check per run, not one per zone.
+    healths: HealthSnapshot | None = None
 
     @classmethod
     def build(cls, ctx: CheckContext, kind: str) -> _ZonePlan:
@@ -374,7 +408,7 @@ class DnsblCheck:
             )
 
     async def _verdicts(self, item: str, plan: _ZonePlan,
-                        ) -> list[tuple[ZoneHealth, ZoneVerdict | None]]:
+                        ) -> tuple[list[ZoneHealth], list[ZoneVerdict | None]]:
         """Every zone's health and (for the healthy ones) its verdict on the item.
 
         The common case is all in one step: zone health from the memo, one
@@ -382,7 +416,7 @@ class DnsblCheck:
         and the answers mostly "not listed". Only listings take the slow path.
         """
         zones, resolvers, wires = plan.zones, plan.resolvers, plan.wires
-        healths = await self._healths(zones, resolvers, plan.ctx)
+        healths = await self._healths(plan)
         prefix = _query_prefix(item)
         prefix_wire = _wire_part(prefix)
         asked = [i for i, health in enumerate(healths) if health.healthy]
@@ -391,7 +425,7 @@ class DnsblCheck:
             (resolvers[i], f"{prefix}.{zones[i].zone}", "A",
              None if prefix_wire is None or (wire := wires[i]) is None else prefix_wire + wire)
             for i in asked])
-        verdicts: dict[int, ZoneVerdict | None] = {}
+        verdicts: list[ZoneVerdict | None] = [None] * len(zones)
         listings: dict[int, Answer] = {}
         for i, answer in zip(asked, answers, strict=True):
             if answer.outcome is _NXDOMAIN:  # by far the commonest answer
@@ -410,17 +444,22 @@ class DnsblCheck:
                     healths[i] = ZoneHealth(zones[i].zone, False, True, verdict.problem)
                 else:
                     verdicts[i] = verdict
-        return [(health, verdicts.get(i)) for i, health in enumerate(healths)]
+        return healths, verdicts
 
-    async def _healths(self, zones: list[ZoneConfig], resolvers: list[Resolver],
-                       ctx: CheckContext) -> list[ZoneHealth]:
+    async def _healths(self, plan: _ZonePlan) -> list[ZoneHealth]:
+        zones, resolvers, ctx = plan.zones, plan.resolvers, plan.ctx
         if not ctx.reuse_shared:  # a /probe reads everything afresh
             return list(await asyncio.gather(*(
                 zone_health(r, z) for r, z in zip(resolvers, zones, strict=True))))
-        known = [self.health.known(zone) for zone in zones]
+        memo = self.health
+        if plan.healths is None or not memo.still_valid(plan.healths):
+            plan.healths = memo.snapshot(zones)
+        if plan.healths is not None:
+            return list(plan.healths.healths)
+        known = [memo.known(zone) for zone in zones]
         missing = [i for i, health in enumerate(known) if health is None]
         if missing:
-            found = await asyncio.gather(*(self.health.get(resolvers[i], zones[i])
+            found = await asyncio.gather(*(memo.get(resolvers[i], zones[i])
                                            for i in missing))
             for i, health in zip(missing, found, strict=True):
                 known[i] = health
@@ -428,12 +467,12 @@ class DnsblCheck:
 
     async def _run_item(self, item: str, label: str, plan: _ZonePlan,
                         findings: Findings) -> None:
-        results = await self._verdicts(item, plan)
+        healths, verdicts = await self._verdicts(item, plan)
         listed_count = 0
         complete = True
         metric = LISTED if label == "ip" else DOMAIN_LISTED
         item_pair = label_pair(label, item)  # "ip" and "domain" sort before "zone"
-        for (health, verdict), zone_pair in zip(results, plan.pairs, strict=True):
+        for health, verdict, zone_pair in zip(healths, verdicts, plan.pairs, strict=True):
             if verdict is None:
                 if not health.answered:
                     complete = False
