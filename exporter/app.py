@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,7 +36,7 @@ def build_resolver(config: Config, stats: QueryStats) -> DnsResolver:
 
 def build_context(
     config: Config, resolver: DnsResolver, budgets: dict[str, ZoneBudget] | None = None,
-    zone_sent: Counter[str] | None = None,
+    zone_sent: dict[str, int] | None = None,
 ) -> CheckContext:
     """Every blocklist zone gets its own resolver view: its mirror, its budget, its counter.
 
@@ -45,7 +44,7 @@ def build_context(
     fresh daily quota); it is updated in place.
     """
     budgets = {} if budgets is None else budgets
-    zone_sent = Counter() if zone_sent is None else zone_sent
+    zone_sent = {} if zone_sent is None else zone_sent
     zone_resolvers: dict[str, Resolver] = {}
     for zone in effective_zones(config.dnsbl.zones, config.dnsbl.builtin):
         inner = resolver
@@ -78,7 +77,8 @@ class Exporter:
 
     def __post_init__(self) -> None:
         self.budgets: dict[str, ZoneBudget] = {}
-        self.zone_sent: Counter[str] = Counter()
+        #: Questions sent, by zone (a plain dict: it is bumped for every one of them).
+        self.zone_sent: dict[str, int] = {}
         self.resolver = build_resolver(self.config, self.stats)
         self.scheduler = Scheduler(self.checks, self.store, self._context(self.config),
                                    shard=self.shard)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -79,7 +78,7 @@ class ZoneResolver:
     """The resolver a blocklist zone's lookups go through: counts what is sent, spends budget."""
 
     def __init__(self, zone: str, inner: DnsResolver, budget: ZoneBudget | None,
-                 sent: Counter[str]) -> None:
+                 sent: dict[str, int]) -> None:
         self.zone = zone
         self.inner = inner
         self.budget = budget
@@ -116,7 +115,8 @@ class ZoneResolver:
         return await self.inner.resolve(name, rdtype, fresh=fresh)
 
     def _count(self) -> None:
-        self.sent[self.zone] += 1
+        sent = self.sent
+        sent[self.zone] = sent.get(self.zone, 0) + 1
 
     def _throttled(self, name: str, rdtype: str, problem: str) -> Answer:
         return Answer(normalize_name(name), rdtype.upper(), Outcome.THROTTLED,

@@ -17,7 +17,6 @@ than a small one drains.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -377,12 +376,15 @@ class DatagramClient:
     def _send(self, pending: WireQuestion) -> None:
         sock = self._sock
         if sock is not None:
-            with contextlib.suppress(OSError):  # a full buffer is a lost packet: retried
+            # try/except, not contextlib.suppress: that is two Python calls per packet.
+            try:
                 if self._connected:
                     sock.send(pending.packet)
                 else:
                     sock.sendto(pending.packet,
                                 self._addresses[pending.attempt % len(self._addresses)])
+            except OSError:
+                pass  # a full buffer is a lost packet: retried
         pending.deadline = time.monotonic() + self.timeout
         if self._sweeper is None and self._loop is not None:
             self._sweeper = self._loop.call_later(self._tick, self._sweep)

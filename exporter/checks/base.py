@@ -54,6 +54,9 @@ class Status(StrEnum):
     INFO = "info"
 
 
+_new_sample = tuple.__new__
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """Something a person should read: what was seen and what to do about it."""
@@ -89,7 +92,8 @@ class Findings:
     def add_pairs(self, metric: str, value: float | bool,
                   pairs: tuple[tuple[str, str], ...]) -> None:
         """``add`` for hot paths: ``pairs`` come from ``label_pair``, sorted by label name."""
-        self.samples.append(Sample(metric, pairs, float(value)))
+        # tuple.__new__ directly: Sample's own __new__ is a Python function.
+        self.samples.append(_new_sample(Sample, (metric, pairs, float(value))))
 
     def error(self, message: str) -> None:
         self.errors.append(message)
