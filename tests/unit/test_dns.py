@@ -191,6 +191,22 @@ async def test_shared_cache_is_per_upstream(server, transport: str) -> None:  # 
     assert mirror.stats is resolver.stats
 
 
+async def test_answers_expire_per_record_type_and_prune_drops_them(server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    proto, port = await server(a_record)
+    now = [100.0]
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
+                           transport=transport, clock=lambda: now[0])
+    await resolver.resolve("x.example", "A")
+    await resolver.resolve("x.example", "TXT")  # the same name, its own entry
+    await resolver.resolve("x.example", "A")
+    assert proto.queries == ["x.example.", "x.example."]
+    now[0] += 61  # past the 60 s TTL of both answers
+    resolver.prune()
+    assert all(not table.cache for table in resolver._shared.tables.values())
+    await resolver.resolve("x.example", "A")
+    assert len(proto.queries) == 3
+
+
 async def test_cancelled_asker_does_not_cancel_those_who_joined_it(server, transport: str) -> None:  # type: ignore[no-untyped-def]
     _, port = await server(a_record)
     resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,

@@ -265,3 +265,56 @@ async def test_a_list_that_starts_listing_everything_is_caught_before_a_false_li
     assert not values(second, "deliverability_dnsbl_listed")
     assert not values(second, "deliverability_dnsbl_listing_info")
     assert value(second, "deliverability_dnsbl_listings", ip="192.0.2.10") == 0
+
+
+async def test_a_zone_found_unhealthy_by_its_own_run_is_not_reported_by_the_next_sender() -> None:
+    # Sender runs read every zone's health from one snapshot of the memo; the zone's
+    # own run changing its verdict must make the next sender run read it again.
+    r = FakeResolver()
+    healthy_ip_zone(r, "bl.example")
+    ctx = context(r, CONFIG)
+    check = DnsblCheck()
+    sender = target_for(check, ctx.config, "192.0.2.10")
+    for _ in range(2):  # the second run reads the remembered health into a snapshot
+        first = await run(check, sender, ctx)
+        assert value(first, "deliverability_dnsbl_listed", ip="192.0.2.10",
+                     zone="bl.example") == 0
+    r.set("2.0.0.127.bl.example", "A", Outcome.NXDOMAIN)  # no longer lists its test entry
+    zone_run = await run(check, target_for(check, ctx.config, "bl.example"), ctx)
+    assert value(zone_run, "deliverability_dnsbl_zone_healthy", zone="bl.example") == 0
+    second = await run(check, sender, ctx)
+    assert second.success
+    assert value(second, "deliverability_dnsbl_listed", ip="192.0.2.10", zone="bl.example") is None
+
+
+async def test_a_zone_health_snapshot_ends_when_its_answers_expire() -> None:
+    from exporter.checks.dnsbl import HealthMemo
+
+    now = [1000.0]
+    r = FakeResolver(ttl=60)
+    healthy_ip_zone(r, "bl.example")
+    ctx = context(r, CONFIG)
+    check = DnsblCheck()
+    check.health = HealthMemo(clock=lambda: now[0])
+    sender = target_for(check, ctx.config, "192.0.2.10")
+    for _ in range(2):  # the second run reads the remembered health into a snapshot
+        assert (await run(check, sender, ctx)).success
+    r.set("2.0.0.127.bl.example", "A", Outcome.NXDOMAIN)
+    within = await run(check, sender, ctx)  # the healthy verdict is still fresh
+    assert value(within, "deliverability_dnsbl_listed", ip="192.0.2.10", zone="bl.example") == 0
+    now[0] += 61
+    after = await run(check, sender, ctx)
+    assert value(after, "deliverability_dnsbl_listed", ip="192.0.2.10", zone="bl.example") is None
+
+
+def test_ipv4_query_names_without_ipaddress_match_the_reverse_pointer() -> None:
+    import ipaddress
+
+    from exporter.checks.dnsbl import _query_prefix
+
+    for ip in ("192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::ffff:192.0.2.1"):
+        expected = ipaddress.ip_address(ip).reverse_pointer.rsplit(".", 2)[0]
+        assert _query_prefix(ip) == expected
+    # Not canonical dotted quads: not addresses to ipaddress either, so names as they are.
+    for item in ("01.2.3.4", "1.2.3", "256.1.1.1", "mail.example"):
+        assert _query_prefix(item) == item
