@@ -507,6 +507,6 @@ class DnsblCheck:
                 )
         if label == "ip" and complete:
             # Only a complete run knows the count; a partial one keeps the last good one.
-            findings.add(LISTINGS, listed_count, ip=item)
+            findings.add_pairs(LISTINGS, listed_count, (item_pair,))  # label is "ip" here
         if complete and listed_count == 0:
             findings.note(Status.PASS, f"{item} is not listed on any healthy zone")
