@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 
+import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.rrset
 import pytest
@@ -255,3 +257,21 @@ async def test_a_failing_callback_does_not_stall_the_questions_behind_it(udp_ser
         await asyncio.sleep(0.01)
     client.close()
     assert [a.name for a in answers] == ["b.example"]
+
+
+async def test_a_questions_go_without_edns_the_others_with_it(udp_server) -> None:  # type: ignore[no-untyped-def]
+    seen: list[tuple[str, int, bool]] = []
+
+    def record(data: bytes, q: dns.message.Message) -> list[bytes]:
+        seen.append((dns.rdatatype.to_text(q.question[0].rdtype), q.edns,
+                     bool(q.flags & dns.flags.AD)))
+        return [dns.message.make_response(q).to_wire()]
+
+    _, port = await udp_server(record)
+    client = DatagramClient(("127.0.0.1",), port, 1.0, 1)
+    for rdtype in ("A", "TXT", "MX"):
+        answer = await ask(client, "x.example", rdtype)
+        assert answer is not None and answer.outcome is Outcome.NODATA
+    client.close()
+    # edns -1 is "no OPT record"; the AD bit is asked for either way.
+    assert seen == [("A", -1, True), ("TXT", 0, True), ("MX", 0, True)]
