@@ -370,7 +370,8 @@ class _Asking(Flight[Answer]):
         self.table = table
         self.qname = qname
         self.rdtype = rdtype
-        #: Tries spent, the one under way included; the client counts from zero.
+        #: Tries spent before the one under way (the datagram client adds its timeouts,
+        #: a SERVFAIL or REFUSED asked again adds one), so all tries stay ``attempts``.
         self.attempt = 0
         self.question = self.packet = b""
         self.deadline = 0.0
@@ -469,8 +470,8 @@ class DnsResolver:
                 del cache[qname]
 
     def close(self) -> None:
-        # The clients stay known: one asked again reopens its socket, and is closed by
-        # the next close() like the others.
+        # The clients stay known (each view caches its own): one asked again reopens its
+        # socket, and a later close() closes it again.
         for client in self._shared.clients.values():
             client.close()
 

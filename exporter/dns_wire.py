@@ -42,22 +42,25 @@ _RCODE_NOERROR, _RCODE_SERVFAIL, _RCODE_NXDOMAIN, _RCODE_REFUSED = 0, 2, 3, 5
 _FLAGS = 0x0120
 #: An EDNS0 OPT record advertising 1232-byte answers (the DNS flag day 2020 size).
 _OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
-#: Types asked without EDNS. A answers fit in 512 bytes (a larger one comes back
-#: truncated and is asked again over TCP), and EDNS on every blocklist question cost
-#: unbound 15-25 % of its cold throughput in ``bench.dnsbl`` (dnsperf with and without
-#: ``-e``). The AD bit is a header flag and is asked for either way (RFC 6840 §5.7).
+#: Types asked without EDNS. Blocklist and mail-host A answers are a few records; one
+#: over 512 bytes comes back truncated and is asked again over TCP. EDNS on every
+#: blocklist question cost unbound 15-25 % of its cold throughput in ``bench.dnsbl``
+#: (dnsperf with and without ``-e``). The AD bit is a header flag and is asked for
+#: either way (RFC 6840 §5.7); no check reads it from A answers.
 _PLAIN_TYPES = frozenset({"A"})
 log = logging.getLogger("exporter.dns_wire")
 
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _U32 = struct.Struct("!I")
-#: ``Answer``'s own ``__new__`` is a Python function; the hot path fills the tuple directly.
+#: ``Answer``'s own ``__new__`` is a Python function; the hot path fills the tuple directly
+#: (all eight fields: the assertion keeps the two in step).
 _new_answer = tuple.__new__
+assert len(Answer._fields) == 8
 _OK, _NXDOMAIN, _NODATA = Outcome.OK, Outcome.NXDOMAIN, Outcome.NODATA
 _RECEIVE_BUFFER = 8 * 1024 * 1024
-#: We advertise 1232-byte answers; a larger datagram is cut short and then fails to
-#: parse (an error, retried). recv(65535) allocated 64 KiB per datagram.
+#: We advertise 1232-byte answers (512 without EDNS); a larger datagram is cut short and
+#: then fails to parse (an error, retried). recv(65535) allocated 64 KiB per datagram.
 _MAX_DATAGRAM = 4096
 #: The length octet of every legal label.
 _LABEL_LENGTHS = [bytes((n,)) for n in range(64)]
@@ -285,6 +288,7 @@ class DatagramClient:
                 continue
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         if len(self._addresses) == 1:
+            # Answers must then come from the address asked, as dnspython requires too.
             try:
                 sock.connect(self._addresses[0])
                 self._connected = True
@@ -387,12 +391,17 @@ class DatagramClient:
             # try/except, not contextlib.suppress: that is two Python calls per packet.
             try:
                 if self._connected:
-                    sock.send(pending.packet)
+                    try:
+                        sock.send(pending.packet)
+                    except ConnectionRefusedError:
+                        # A connected socket reports an earlier ICMP "port unreachable" on
+                        # the next call, this one: the packet was not sent, so send it now.
+                        sock.send(pending.packet)
                 else:
                     sock.sendto(pending.packet,
                                 self._addresses[pending.attempt % len(self._addresses)])
             except OSError:
-                pass  # a full buffer is a lost packet: retried
+                pass  # a full buffer (or a server still down) is a lost packet: retried
         pending.deadline = time.monotonic() + self.timeout
         if self._sweeper is None and self._loop is not None:
             self._sweeper = self._loop.call_later(self._tick, self._sweep)

@@ -54,7 +54,9 @@ class Status(StrEnum):
     INFO = "info"
 
 
+#: Fills a Sample's three fields without its Python-level ``__new__`` (see add_pairs).
 _new_sample = tuple.__new__
+assert len(Sample._fields) == 3
 
 
 @dataclass(frozen=True, slots=True)

@@ -395,6 +395,8 @@ class DnsblCheck:
         return findings
 
     def _plan(self, ctx: CheckContext, kind: str) -> _ZonePlan:
+        if not ctx.reuse_shared:  # a /probe's own context: not kept, the scheduler's stays
+            return _ZonePlan.build(ctx, kind)
         plan = self._plans.get(kind)
         if plan is None or plan.ctx is not ctx:
             plan = self._plans[kind] = _ZonePlan.build(ctx, kind)

@@ -275,3 +275,59 @@ async def test_a_questions_go_without_edns_the_others_with_it(udp_server) -> Non
     client.close()
     # edns -1 is "no OPT record"; the AD bit is asked for either way.
     assert seen == [("A", -1, True), ("TXT", 0, True), ("MX", 0, True)]
+
+
+async def test_a_refused_send_on_the_connected_socket_is_sent_again() -> None:
+    # The socket is connected to its one server, so an ICMP "port unreachable" from an
+    # earlier question is reported by the next send; that packet must still go out.
+    import socket
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.close()  # nobody listens there yet
+    client = DatagramClient(("127.0.0.1",), port, 0.5, 1)
+    answers: list[Answer] = []
+    assert client.submit("a.example", "A", answers.append)  # refused: ICMP comes back
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", port))
+    server.setblocking(False)
+    # No await in between: the loop has not read the error, so this send reports it.
+    assert client.submit("b.example", "A", answers.append)
+    try:
+        for _ in range(100):
+            try:
+                data, addr = server.recvfrom(4096)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the second question never arrived")
+        server.sendto(reply_a(dns.message.from_wire(data)), addr)
+        for _ in range(100):
+            if len(answers) == 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        client.close()
+        server.close()
+    assert sorted((a.name, a.outcome) for a in answers) == [("a.example", Outcome.TIMEOUT),
+                                                            ("b.example", Outcome.OK)]
+
+
+async def test_a_timeout_then_servfail_spends_attempts_in_all(udp_server) -> None:  # type: ignore[no-untyped-def]
+    # The tries the client spends on timeouts count towards the resolver's SERVFAIL
+    # retries: `attempts` questions at most, whatever the mix.
+    def handler(data: bytes, q: dns.message.Message) -> list[bytes]:
+        if server.received == 1:
+            return []  # the first question is lost
+        reply = dns.message.make_response(q)
+        reply.set_rcode(dns.rcode.SERVFAIL)
+        return [reply.to_wire()]
+
+    server, port = await udp_server(handler)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=0.2, attempts=2)
+    answer = await resolver.resolve("x.example", "A")
+    resolver.close()
+    assert answer.outcome is Outcome.SERVFAIL
+    assert server.received == 2
