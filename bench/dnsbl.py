@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--unbound-threads", type=int, default=1,
                    help="unbound num-threads (default %(default)s: one core each for "
                         "unbound and the client on a 2-core machine)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="measure the exporter and dnsperf this many times per concurrency "
+                        "and phase, and keep each one's best (default %(default)s): on a "
+                        "shared machine one unlucky minute otherwise decides a ratio")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     p.add_argument("--profile", action="store_true",
@@ -77,6 +81,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             if p.get_default(key) == getattr(args, key):
                 setattr(args, key, value)
     args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    args.repeat = max(1, args.repeat)
     return args
 
 
@@ -132,6 +137,15 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _best_attempt(tried: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest try without failed runs (the fastest of all when every one failed),
+    with every try's rate kept beside it."""
+    best = max(tried, key=lambda r: (r.get("failed_runs", 0) == 0, r["queries_per_second"]))
+    if len(tried) == 1:
+        return best
+    return dict(best, attempts=[r["queries_per_second"] for r in tried])
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     data = generate(args.ips, args.zones, args.listed_share, args.seed)
     names = data.query_names()
@@ -143,7 +157,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     subset_file.write_text("\n".join(subset) + "\n")
     _say(f"{len(data.ips):,} IPs × {len(data.zones)} zones = {len(names):,} questions "
          f"({data.listings():,} listings); baseline on {len(subset):,}; "
-         f"concurrency {args.concurrency}")
+         f"concurrency {args.concurrency}"
+         + (f"; exporter and dnsperf: best of {args.repeat} tries" if args.repeat > 1 else ""))
     stack = BenchStack(work / "stack", spf_zones(args.spf_domains), blocklists(data),
                        unbound_threads=args.unbound_threads)
     load_before = os.getloadavg()
@@ -158,20 +173,26 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             run: dict[str, Any] = {"concurrency": conc, "exporter": {}, "dnsperf": {},
                                    "baseline": {}}
             for tool in ("exporter", "dnsperf", "baseline"):
-                stack.restart_unbound()
-                for phase in report.PHASES:  # cold on the fresh unbound, then warm on its cache
-                    if tool == "exporter":
-                        result = run_exporter(config_path)
-                    elif tool == "dnsperf":
-                        result = run_dnsperf(query_file, stack.resolver_port, conc)
-                    else:
-                        result = run_baseline(subset_file, stack.resolver_port, conc)
-                    run[tool][phase] = result
-                    _say(f"  c={conc:<5} {tool:<9} {phase}: "
-                         f"{result['queries_per_second']:>10,.0f} q/s "
-                         f"in {result['wall_seconds']:.2f} s"
-                         + (f", {result['failed_runs']} failed runs" if tool == "exporter"
-                            else ""))
+                # The ratio's two sides get the same number of tries (the slow baseline one).
+                tries = args.repeat if tool != "baseline" else 1
+                attempts: dict[str, list[dict[str, Any]]] = {p: [] for p in report.PHASES}
+                for _ in range(tries):
+                    stack.restart_unbound()
+                    for phase in report.PHASES:  # cold on a fresh unbound, then warm on its cache
+                        if tool == "exporter":
+                            result = run_exporter(config_path)
+                        elif tool == "dnsperf":
+                            result = run_dnsperf(query_file, stack.resolver_port, conc)
+                        else:
+                            result = run_baseline(subset_file, stack.resolver_port, conc)
+                        attempts[phase].append(result)
+                        _say(f"  c={conc:<5} {tool:<9} {phase}: "
+                             f"{result['queries_per_second']:>10,.0f} q/s "
+                             f"in {result['wall_seconds']:.2f} s"
+                             + (f", {result['failed_runs']} failed runs" if tool == "exporter"
+                                else ""))
+                for phase, tried in attempts.items():
+                    run[tool][phase] = _best_attempt(tried)
             runs.append(run)
         profile_path = None
         if args.profile:
