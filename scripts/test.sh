@@ -52,6 +52,6 @@ fi
 echo "==> ruff"
 "$venv/bin/ruff" check .
 echo "==> mypy"
-"$venv/bin/mypy" exporter
+"$venv/bin/mypy" exporter tests bench
 echo "==> pytest"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
+
+import pytest
 
 from exporter.budget import ZoneBudget, ZoneResolver
 from exporter.checks.dnsbl import DnsblCheck
@@ -40,7 +43,7 @@ async def test_daily_budget_spent_is_throttled_not_an_answer() -> None:
     assert (await zone.resolve("9.bl.example", "A")).outcome is Outcome.NXDOMAIN
 
 
-async def test_per_second_budget_waits() -> None:
+async def test_per_second_budget_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [0.0]
     slept: list[float] = []
     budget = ZoneBudget(per_second=2, clock=lambda: now[0])
@@ -49,15 +52,11 @@ async def test_per_second_budget_waits() -> None:
         slept.append(seconds)
         now[0] += seconds
 
-    import exporter.budget as module
-
-    original = module.asyncio.sleep
-    module.asyncio.sleep = fake_sleep  # type: ignore[assignment]
-    try:
-        for _ in range(6):
-            assert await budget.acquire() == ""
-    finally:
-        module.asyncio.sleep = original
+    # exporter.budget waits with asyncio.sleep: the fake advances the budget's clock.
+    monkeypatch.setattr(asyncio, "sleep", fake_sleep)
+    for _ in range(6):
+        assert await budget.acquire() == ""
+    monkeypatch.undo()
     assert now[0] >= 2.0  # 6 queries at 2/s after a burst of 2
     assert budget.waited_seconds == sum(slept)
 

@@ -27,7 +27,7 @@ from exporter.dns import (
 from tests.fakes import FakeResolver
 
 
-def response(qname: str, rdtype: str, rcode: int = dns.rcode.NOERROR,
+def response(qname: str, rdtype: str, rcode: dns.rcode.Rcode = dns.rcode.NOERROR,
              answers: tuple[tuple[str, str, str], ...] = (), soa: bool = False,
              ad: bool = False) -> dns.message.Message:
     query = dns.message.make_query(qname, rdtype)
@@ -49,7 +49,7 @@ def response(qname: str, rdtype: str, rcode: int = dns.rcode.NOERROR,
      (dns.rcode.FORMERR, Outcome.SERVFAIL), (dns.rcode.NXDOMAIN, Outcome.NXDOMAIN),
      (dns.rcode.NOERROR, Outcome.NODATA)],
 )
-def test_rcodes_are_classified(rcode: int, outcome: Outcome) -> None:
+def test_rcodes_are_classified(rcode: dns.rcode.Rcode, outcome: Outcome) -> None:
     answer = answer_from_message("x.example", "A", response("x.example.", "A", rcode, soa=True))
     assert answer.outcome is outcome
     assert answer.answered is (outcome in (Outcome.NXDOMAIN, Outcome.NODATA))
