@@ -160,11 +160,16 @@ class HealthMemo:
 
     def known(self, zone: ZoneConfig) -> ZoneHealth | None:
         """The remembered verdict while it is fresh, without waiting for anything."""
+        fresh = self._fresh(zone, self._clock())
+        return None if fresh is None else fresh[1]
+
+    def _fresh(self, zone: ZoneConfig, now: float) -> tuple[float, ZoneHealth] | None:
+        """(expiry, verdict) while the verdict is fresh and was read under this config."""
         known = self._known.get(zone.zone)
-        if known is None or known[1] <= self._clock():
+        if known is None or known[1] <= now:
             return None
-        config, _, health = known
-        return health if config is zone or config == zone else None
+        config, expiry, health = known
+        return (expiry, health) if config is zone or config == zone else None
 
     def snapshot(self, zones: Sequence[ZoneConfig]) -> HealthSnapshot | None:
         """Every zone's remembered verdict at once, valid until the first expires (and
@@ -173,11 +178,11 @@ class HealthMemo:
         healths = []
         until = math.inf
         for zone in zones:
-            known = self._known.get(zone.zone)
-            if known is None or known[1] <= now or (known[0] is not zone and known[0] != zone):
+            fresh = self._fresh(zone, now)
+            if fresh is None:
                 return None
-            healths.append(known[2])
-            until = min(until, known[1])
+            healths.append(fresh[1])
+            until = min(until, fresh[0])
         return HealthSnapshot(tuple(healths), until, self.generation)
 
     def still_valid(self, snapshot: HealthSnapshot) -> bool:
@@ -251,14 +256,8 @@ class _ZonePlan:
                    [_not_listed(z.zone) for z in zones])
 
 
-async def lookup(resolver: Resolver, zone: ZoneConfig, item: str) -> ZoneVerdict:
-    """Ask one zone about one IP or domain and classify the answer."""
-    answer = await resolver.resolve(dnsbl_query_name(item, zone.zone), "A")
-    return unlisted_verdict(zone, answer) or await confirm_listing(resolver, zone, item, answer)
-
-
 #: Module constants: reading a member off the enum class goes through its metaclass.
-_NXDOMAIN, _OK = Outcome.NXDOMAIN, Outcome.OK
+_NXDOMAIN = Outcome.NXDOMAIN
 
 
 def unlisted_verdict(zone: ZoneConfig, answer: Answer) -> ZoneVerdict | None:
