@@ -42,7 +42,7 @@ from tests.integration.stack import STACK_BINARIES, which
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = {"ips": 200, "zones": 3, "concurrency": "64", "baseline_questions": 1000,
-         "spf_domains": 100}
+         "spf_domains": 100, "repeat": 1}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -61,9 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--unbound-threads", type=int, default=1,
                    help="unbound num-threads (default %(default)s: one core each for "
                         "unbound and the client on a 2-core machine)")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="measure the exporter and dnsperf this many times per concurrency "
-                        "and phase, and keep each one's best (default %(default)s): on a "
+    p.add_argument("--repeat", type=int, default=3,
+                   help="measure the exporter and dnsperf this many times per concurrency, "
+                        "in pairs, one right after the other (default %(default)s): the "
+                        "throughput verdicts are the median of the pairs' ratios, since on a "
                         "shared machine one unlucky minute otherwise decides a ratio")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--out", type=Path, default=REPO / "bench" / "out")
@@ -139,11 +140,12 @@ def _versions() -> dict[str, str]:
 
 def _best_attempt(tried: list[dict[str, Any]]) -> dict[str, Any]:
     """The fastest try without failed runs (the fastest of all when every one failed),
-    with every try's rate kept beside it."""
+    with every try's rate (and failed runs), in the order tried, kept beside it."""
     best = max(tried, key=lambda r: (r.get("failed_runs", 0) == 0, r["queries_per_second"]))
     if len(tried) == 1:
         return best
-    return dict(best, attempts=[r["queries_per_second"] for r in tried])
+    return dict(best, attempts=[r["queries_per_second"] for r in tried],
+                attempts_failed_runs=[r.get("failed_runs", 0) for r in tried])
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -158,7 +160,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     _say(f"{len(data.ips):,} IPs × {len(data.zones)} zones = {len(names):,} questions "
          f"({data.listings():,} listings); baseline on {len(subset):,}; "
          f"concurrency {args.concurrency}"
-         + (f"; exporter and dnsperf: best of {args.repeat} tries" if args.repeat > 1 else ""))
+         + (f"; exporter and dnsperf: {args.repeat} paired tries" if args.repeat > 1 else ""))
     stack = BenchStack(work / "stack", spf_zones(args.spf_domains), blocklists(data),
                        unbound_threads=args.unbound_threads)
     load_before = os.getloadavg()
@@ -166,34 +168,44 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
          "numbers are only comparable within one run)")
     stack.start()
     try:
-        runs = []
+        configs = {}
         for conc in args.concurrency:
-            config_path = work / f"exporter-{conc}.json"
-            config_path.write_text(json.dumps(exporter_config(data, stack.resolver_port, conc)))
-            run: dict[str, Any] = {"concurrency": conc, "exporter": {}, "dnsperf": {},
-                                   "baseline": {}}
-            for tool in ("exporter", "dnsperf", "baseline"):
-                # The ratio's two sides get the same number of tries (the slow baseline one).
-                tries = args.repeat if tool != "baseline" else 1
-                attempts: dict[str, list[dict[str, Any]]] = {p: [] for p in report.PHASES}
-                for _ in range(tries):
-                    stack.restart_unbound()
-                    for phase in report.PHASES:  # cold on a fresh unbound, then warm on its cache
-                        if tool == "exporter":
-                            result = run_exporter(config_path)
-                        elif tool == "dnsperf":
-                            result = run_dnsperf(query_file, stack.resolver_port, conc)
-                        else:
-                            result = run_baseline(subset_file, stack.resolver_port, conc)
-                        attempts[phase].append(result)
-                        _say(f"  c={conc:<5} {tool:<9} {phase}: "
-                             f"{result['queries_per_second']:>10,.0f} q/s "
-                             f"in {result['wall_seconds']:.2f} s"
-                             + (f", {result['failed_runs']} failed runs" if tool == "exporter"
-                                else ""))
-                for phase, tried in attempts.items():
-                    run[tool][phase] = _best_attempt(tried)
-            runs.append(run)
+            configs[conc] = work / f"exporter-{conc}.json"
+            configs[conc].write_text(json.dumps(exporter_config(data, stack.resolver_port, conc)))
+        tried: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+
+        def measure_cell(conc: int, tool: str) -> None:
+            stack.restart_unbound()
+            for phase in report.PHASES:  # cold on a fresh unbound, then warm on its cache
+                if tool == "exporter":
+                    result = run_exporter(configs[conc])
+                elif tool == "dnsperf":
+                    result = run_dnsperf(query_file, stack.resolver_port, conc)
+                else:
+                    result = run_baseline(subset_file, stack.resolver_port, conc)
+                tried.setdefault((conc, tool, phase), []).append(result)
+                _say(f"  c={conc:<5} {tool:<9} {phase}: "
+                     f"{result['queries_per_second']:>10,.0f} q/s "
+                     f"in {result['wall_seconds']:.2f} s"
+                     + (f", {result['failed_runs']} failed runs" if tool == "exporter" else ""))
+
+        # The ratio's two sides are measured in pairs, one right after the other and in
+        # alternating order, so that a busy minute on a shared machine hits both tries
+        # of a pair rather than deciding the ratio: the verdicts use the pairs.
+        for attempt in range(args.repeat):
+            if args.repeat > 1:
+                _say(f"try {attempt + 1} of {args.repeat}")
+            for n, conc in enumerate(args.concurrency):
+                pair = ("exporter", "dnsperf")
+                for tool in pair if (attempt + n) % 2 == 0 else pair[::-1]:
+                    measure_cell(conc, tool)
+        for conc in args.concurrency:  # the slow baseline: once
+            measure_cell(conc, "baseline")
+        runs = [{"concurrency": conc,
+                 **{tool: {phase: _best_attempt(tried[conc, tool, phase])
+                           for phase in report.PHASES}
+                    for tool in ("exporter", "dnsperf", "baseline")}}
+                for conc in args.concurrency]
         profile_path = None
         if args.profile:
             profile_path = args.out / "profile.txt"

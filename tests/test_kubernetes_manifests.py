@@ -22,7 +22,10 @@ from exporter.cli import DEFAULT_PORT, build_parser, parse_listen_address
 from exporter.config import parse_config_text
 
 DIR = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
-MANIFESTS = sorted(p for p in DIR.glob("*.yaml") if p.name != "kustomization.yaml")
+BASE, SINGLE = DIR / "base", DIR / "single"
+#: The sharded layout (kubectl apply -k deploy/kubernetes): the shared base and the StatefulSet.
+MANIFESTS = sorted([*(p for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml"),
+                    DIR / "statefulset.yaml"])
 
 
 def _docs() -> list[dict[str, Any]]:
@@ -59,9 +62,15 @@ def _port(container: dict[str, Any], name: str) -> int:
 
 def test_there_are_manifests_and_kustomize_lists_every_one() -> None:
     assert MANIFESTS
-    kustomization = yaml.safe_load((DIR / "kustomization.yaml").read_text())
-    assert kustomization["kind"] == "Kustomization"
-    assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
+    root, base, single = (yaml.safe_load((d / "kustomization.yaml").read_text())
+                          for d in (DIR, BASE, SINGLE))
+    assert {root["kind"], base["kind"], single["kind"]} == {"Kustomization"}
+    assert root["resources"] == ["base", "statefulset.yaml"]
+    assert single["resources"] == ["../base", "deployment.yaml"]
+    assert sorted(base["resources"]) == sorted(p.name for p in MANIFESTS if p.parent == BASE)
+    assert single["images"] == root["images"]
+    assert sorted(p.name for p in DIR.glob("*.yaml")) == ["kustomization.yaml",
+                                                          "statefulset.yaml"]
 
 
 def test_every_document_has_api_version_kind_and_name() -> None:
@@ -182,3 +191,41 @@ def test_containers_run_unprivileged() -> None:
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True
         assert sc["capabilities"]["drop"] == ["ALL"]
+
+
+def test_single_replica_deployment_is_the_statefulset_pod_without_sharding() -> None:
+    deployment = yaml.safe_load((SINGLE / "deployment.yaml").read_text())
+    assert deployment["kind"] == "Deployment"
+    assert deployment["metadata"] == _one("StatefulSet")["metadata"]
+    assert deployment["spec"]["replicas"] == 1
+    # Two at once during a rollout would both check every target (the quota twice).
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    sts_pod = _one("StatefulSet")["spec"]["template"]
+    pod = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"] == _one("StatefulSet")["spec"]["selector"]
+    assert pod["metadata"] == sts_pod["metadata"]
+    assert "--shard" not in _args(pod["spec"]["containers"][0])
+    # Everything else is the StatefulSet's pod: the two cannot drift apart.
+    expected = yaml.safe_load(yaml.safe_dump(sts_pod["spec"]))
+    del expected["topologySpreadConstraints"]  # one replica: nothing to spread
+    exporter = next(c for c in expected["containers"] if c["name"] == "exporter")
+    exporter["args"] = [a for a in exporter["args"] if not a.startswith("--shard=")]
+    del exporter["env"]  # only POD_INDEX, for --shard
+    assert pod["spec"] == expected
+
+
+@pytest.mark.parametrize(("layout", "workload"), [(DIR, "StatefulSet"), (SINGLE, "Deployment")])
+def test_kustomize_builds_each_layout(layout: Path, workload: str) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed: the kustomizations' structure is checked above")
+    res = subprocess.run([kubectl, "kustomize", str(layout)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    built = list(yaml.safe_load_all(res.stdout))
+    assert sorted(d["kind"] for d in built) == sorted(
+        ["ConfigMap", "Service", "ServiceMonitor", workload])
+    pod = next(d for d in built if d["kind"] == workload)["spec"]["template"]["spec"]
+    assert {c["image"] for c in pod["containers"]} == {
+        f"{i['newName']}:{i['newTag']}"
+        for i in yaml.safe_load((DIR / "kustomization.yaml").read_text())["images"]}

@@ -1,0 +1,65 @@
+"""The benchmark's verdicts: paired tries, not the luckiest try of each side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import report
+
+
+def _cell(rates: list[float], failed: list[int] | None = None) -> dict[str, Any]:
+    failed = failed or [0] * len(rates)
+    best = max(range(len(rates)), key=lambda k: (failed[k] == 0, rates[k]))
+    cell: dict[str, Any] = {
+        "queries_per_second": rates[best], "failed_runs": failed[best], "cpu_seconds": 1.0,
+        "wall_seconds": 1.0, "peak_rss_mb": 100.0, "render_first_seconds": 0.1,
+        "render_second_seconds": 0.1, "series": 300_000,
+    }
+    if len(rates) > 1:
+        cell["attempts"], cell["attempts_failed_runs"] = rates, failed
+    return cell
+
+
+def _run(conc: int, exporter: dict[str, list[float]], dnsperf: dict[str, list[float]],
+         failed: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    failed = failed or {}
+    return {"concurrency": conc,
+            "exporter": {p: _cell(exporter[p], failed.get(p)) for p in report.PHASES},
+            "dnsperf": {p: _cell(dnsperf[p]) for p in report.PHASES},
+            "baseline": {p: _cell([1.0]) for p in report.PHASES}}
+
+
+def _verdict(runs: list[dict[str, Any]], phase: str) -> dict[str, Any]:
+    return next(v for v in report.verdicts(runs, None) if v["target"].endswith(f"{phase} dnsperf"))
+
+
+def test_pairs_compare_the_tries_taken_together() -> None:
+    # dnsperf's lucky second try (200) must not be set against the exporter's lucky first.
+    runs = [_run(64, {"cold": [95.0, 180.0, 90.0], "warm": [40.0, 40.0, 40.0]},
+                 {"cold": [100.0, 200.0, 100.0], "warm": [100.0, 100.0, 100.0]}),
+            _run(256, {"cold": [80.0, 170.0, 92.0], "warm": [30.0, 30.0, 30.0]},
+                 {"cold": [90.0, 150.0, 99.0], "warm": [90.0, 90.0, 90.0]})]
+    assert report.paired_ratios(runs, "cold") == pytest.approx([0.95, 0.90, 0.92])
+    cold = _verdict(runs, "cold")
+    assert cold["value"] == pytest.approx(0.92) and cold["pass"]
+    assert cold["best_ratio"] == pytest.approx(0.90)  # best against best: 180 of 200
+    assert "median of 3 paired tries" in cold["measured"]
+
+
+def test_a_cycle_with_failed_runs_is_no_throughput() -> None:
+    runs = [_run(64, {"cold": [100.0, 100.0, 100.0], "warm": [50.0, 50.0, 50.0]},
+                 {"cold": [100.0, 100.0, 100.0], "warm": [100.0, 100.0, 100.0]},
+                 failed={"cold": [0, 3, 3]})]
+    assert report.paired_ratios(runs, "cold") == [1.0, 0.0, 0.0]
+    assert not _verdict(runs, "cold")["pass"]
+
+
+def test_one_try_is_best_against_best() -> None:
+    runs = [_run(64, {"cold": [90.0], "warm": [31.0]}, {"cold": [100.0], "warm": [100.0]}),
+            _run(1024, {"cold": [85.0], "warm": [35.0]}, {"cold": [120.0], "warm": [90.0]})]
+    cold, warm = _verdict(runs, "cold"), _verdict(runs, "warm")
+    assert cold["value"] == pytest.approx(90 / 120) and not cold["pass"]
+    assert warm["value"] == pytest.approx(0.35) and warm["pass"]
+    assert "paired" not in cold["measured"]
