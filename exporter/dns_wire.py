@@ -68,6 +68,8 @@ _LABEL_LENGTHS = [bytes((n,)) for n in range(64)]
 _MAX_LABELS_WIRE = 254
 #: The root label, QTYPE and QCLASS IN, per type.
 _QUESTION_TAILS = {name: b"\x00" + struct.pack("!HH", code, 1) for name, code in _TYPES.items()}
+#: The tail of an A question (QTYPE A, QCLASS IN), for the inline path of ``send``.
+_A_TAIL = _QUESTION_TAILS["A"]
 _MAX_TTL = 86400
 _MIN_NEGATIVE_TTL = 5
 
@@ -357,12 +359,36 @@ class DatagramClient:
 
     def send(self, pending: WireQuestion, labels: bytes | None = None) -> bool:
         """``submit`` for an asker whose own object carries the question's fields."""
-        question = question_wire(pending.qname, pending.rdtype, labels)
-        if question is None:
-            return False
+        rdtype = pending.rdtype
+        if labels is None or len(labels) > _MAX_LABELS_WIRE or rdtype not in _PLAIN_TYPES:
+            question = question_wire(pending.qname, rdtype, labels)
+            if question is None:
+                return False
+        else:  # question_wire, inline: the common case, a blocklist A question
+            question = labels + _A_TAIL
         pending.question = question
-        if self._sock is None:
+        sock = self._sock
+        if sock is None:
             self._open()
+        elif self._connected and not self._waiting and len(self._pending) < self.window:
+            # _start and _send, inline: this is once per question of a cycle.
+            pending_by_id = self._pending
+            ident = random.getrandbits(16)
+            while ident in pending_by_id:
+                ident = random.getrandbits(16)
+            pending.packet = packet = _HEADER.pack(ident, _FLAGS, 1, 0, 0, 0) + question \
+                if rdtype in _PLAIN_TYPES else \
+                _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT
+            pending_by_id[ident] = pending
+            try:
+                sock.send(packet)
+            except OSError:
+                self._send(pending)  # the slow path sorts out what went wrong
+                return True
+            pending.deadline = time.monotonic() + self.timeout
+            if self._sweeper is None and self._loop is not None:
+                self._sweeper = self._loop.call_later(self._tick, self._sweep)
+            return True
         if self._waiting or len(self._pending) >= self.window:
             self._waiting.append(pending)
         else:
