@@ -41,6 +41,8 @@ from bench.stack import BenchData, BenchStack, blocklists, generate, spf_zones
 from tests.integration.stack import STACK_BINARIES, which
 
 REPO = Path(__file__).resolve().parent.parent
+#: Measured together at each concurrency and try (the slow baseline once, on its own).
+PAIRED = ("exporter", "dnsperf", "floor")
 SMOKE = {"ips": 200, "zones": 3, "concurrency": "64", "baseline_questions": 1000,
          "spf_domains": 100, "repeat": 1}
 
@@ -115,6 +117,11 @@ def run_exporter(config_path: Path, profile: Path | None = None) -> dict[str, An
     return _run_json(argv, "exporter cycle")
 
 
+def run_floor(query_file: Path, port: int, concurrency: int) -> dict[str, Any]:
+    return _run_json(["-m", "bench.floor", str(query_file), "--port", str(port),
+                      "--concurrency", str(concurrency)], "python floor")
+
+
 def run_baseline(names_path: Path, port: int, concurrency: int) -> dict[str, Any]:
     return _run_json(["-m", "bench.baseline", str(names_path), "--port", str(port),
                       "--concurrency", str(concurrency)], "baseline")
@@ -181,6 +188,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     result = run_exporter(configs[conc])
                 elif tool == "dnsperf":
                     result = run_dnsperf(query_file, stack.resolver_port, conc)
+                elif tool == "floor":
+                    result = run_floor(query_file, stack.resolver_port, conc)
                 else:
                     result = run_baseline(subset_file, stack.resolver_port, conc)
                 tried.setdefault((conc, tool, phase), []).append(result)
@@ -189,22 +198,22 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                      f"in {result['wall_seconds']:.2f} s"
                      + (f", {result['failed_runs']} failed runs" if tool == "exporter" else ""))
 
-        # The ratio's two sides are measured in pairs, one right after the other and in
-        # alternating order, so that a busy minute on a shared machine hits both tries
-        # of a pair rather than deciding the ratio: the verdicts use the pairs.
+        # The ratio's sides are measured together, one right after the other and in
+        # rotating order, so that a busy minute on a shared machine hits every try of
+        # the group rather than deciding the ratio: the verdicts use the groups.
         for attempt in range(args.repeat):
             if args.repeat > 1:
                 _say(f"try {attempt + 1} of {args.repeat}")
             for n, conc in enumerate(args.concurrency):
-                pair = ("exporter", "dnsperf")
-                for tool in pair if (attempt + n) % 2 == 0 else pair[::-1]:
+                shift = (attempt + n) % len(PAIRED)
+                for tool in PAIRED[shift:] + PAIRED[:shift]:
                     measure_cell(conc, tool)
         for conc in args.concurrency:  # the slow baseline: once
             measure_cell(conc, "baseline")
         runs = [{"concurrency": conc,
                  **{tool: {phase: _best_attempt(tried[conc, tool, phase])
                            for phase in report.PHASES}
-                    for tool in ("exporter", "dnsperf", "baseline")}}
+                    for tool in (*PAIRED, "baseline")}}
                 for conc in args.concurrency]
         profile_path = None
         if args.profile:
@@ -249,6 +258,11 @@ def print_report(results: dict[str, Any], out: Path) -> None:
          f"dnspython asyncresolver q/s (on a {results['baseline_questions']:,}-question subset)")
     _say("Targets (issue 7; reported, not asserted):")
     _say(report.verdict_text(verdicts))
+    floor = report.floor_text(results["runs"])
+    if floor:
+        _say("For reference, not a target: the least a Python client does (bench/floor.py), "
+             "against dnsperf")
+        _say(floor)
     _say(f"wrote {out / 'results.json'}"
          + (f"; {why_not}" if why_not else f" and {out / 'throughput.png'}"))
 

@@ -26,16 +26,19 @@ def _ratio(a: float, b: float) -> str:
 
 
 def table(runs: list[dict[str, Any]]) -> str:
-    head = ("conc", "phase", "exporter q/s", "dnsperf q/s", "baseline q/s", "exp/ceiling",
+    head = ("conc", "phase", "exporter q/s", "dnsperf q/s", "floor q/s", "baseline q/s",
+            "exp/ceiling",
             "exp/baseline", "exp CPU s", "exp wall s", "peak RSS MB", "render 1st/2nd s",
             "series", "failed")
     rows = [head]
     for run in runs:
         for phase in PHASES:
             exp = run["exporter"][phase]
-            e, d, b = (_rate(run, t, phase) for t in ("exporter", "dnsperf", "baseline"))
+            e, d, f, b = (_rate(run, t, phase)
+                          for t in ("exporter", "dnsperf", "floor", "baseline"))
             rows.append((
-                str(run["concurrency"]), phase, f"{e:,.0f}", f"{d:,.0f}", f"{b:,.0f}",
+                str(run["concurrency"]), phase, f"{e:,.0f}", f"{d:,.0f}",
+                f"{f:,.0f}" if f else "-", f"{b:,.0f}",
                 _ratio(e, d), _ratio(e, b), f"{exp['cpu_seconds']:.2f}",
                 f"{exp['wall_seconds']:.2f}", f"{exp['peak_rss_mb']:.0f}",
                 f"{exp['render_first_seconds']:.3f}/{exp['render_second_seconds']:.3f}",
@@ -60,16 +63,19 @@ def _tries(cell: dict[str, Any]) -> list[tuple[float, int]]:
     return [(float(q), int(f)) for q, f in zip(cell["attempts"], failed, strict=True)]
 
 
-def paired_ratios(runs: list[dict[str, Any]], phase: str) -> list[float]:
-    """Per try: the exporter's best complete rate over concurrency ÷ dnsperf's best.
+def paired_ratios(runs: list[dict[str, Any]], phase: str,
+                  tool: str = "exporter") -> list[float]:
+    """Per try: the tool's (the exporter's) best complete rate over concurrency ÷ dnsperf's.
 
-    Try k of both tools at a concurrency ran one right after the other, so each
-    ratio compares two measurements taken under the same load on the machine.
+    Try k of the tools at a concurrency ran one right after the other, so each
+    ratio compares measurements taken under the same load on the machine.
     """
-    count = min(len(_tries(r[tool][phase])) for r in runs for tool in ("exporter", "dnsperf"))
+    if any(tool not in r for r in runs):
+        return []  # a results.json from before the tool was measured
+    count = min(len(_tries(r[t][phase])) for r in runs for t in (tool, "dnsperf"))
     ratios = []
     for k in range(count):
-        exporter = max((_tries(r["exporter"][phase])[k] for r in runs),
+        exporter = max((_tries(r[tool][phase])[k] for r in runs),
                        key=lambda t: (t[1] == 0, t[0]))
         dnsperf = max(_tries(r["dnsperf"][phase])[k][0] for r in runs)
         # A cycle with failed runs did not do the work: its rate is not a throughput.
@@ -125,6 +131,17 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[d
             "value": sent, "pass": sent == 1,
         })
     return out
+
+
+def floor_text(runs: list[dict[str, Any]]) -> str:
+    """The Python floor (bench/floor.py) against dnsperf, paired as the verdicts are."""
+    lines = []
+    for phase in ("warm", "cold"):
+        ratios = paired_ratios(runs, phase, "floor")
+        if ratios:
+            lines.append(f"  python floor, {phase}: {statistics.median(ratios):.1%} of dnsperf "
+                         f"(median of {len(ratios)}: {', '.join(f'{r:.1%}' for r in ratios)})")
+    return "\n".join(lines)
 
 
 def verdict_text(items: list[dict[str, Any]]) -> str:

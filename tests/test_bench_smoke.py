@@ -54,6 +54,8 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
             assert cycle["queries_per_second"] > 0
             perf = run["dnsperf"][phase]
             assert perf["queries_completed"] == results["questions"]
+            floor = run["floor"][phase]  # the Python floor asked every question too
+            assert floor["answered"] == results["questions"] and floor["lost"] == 0
             base = run["baseline"][phase]
             assert base["questions"] == results["baseline_questions"]
             assert sum(base["outcomes"].values()) == base["questions"]

@@ -63,3 +63,14 @@ def test_one_try_is_best_against_best() -> None:
     assert cold["value"] == pytest.approx(90 / 120) and not cold["pass"]
     assert warm["value"] == pytest.approx(0.35) and warm["pass"]
     assert "paired" not in cold["measured"]
+
+
+def test_the_python_floor_is_paired_too_and_optional() -> None:
+    runs = [_run(64, {"cold": [90.0, 80.0], "warm": [40.0, 40.0]},
+                 {"cold": [100.0, 100.0], "warm": [100.0, 100.0]})]
+    assert report.floor_text(runs) == ""  # measured before the floor existed
+    runs[0]["floor"] = {"cold": _cell([99.0, 120.0]), "warm": _cell([70.0, 60.0])}
+    assert report.paired_ratios(runs, "cold", "floor") == pytest.approx([0.99, 1.2])
+    text = report.floor_text(runs)
+    assert "python floor, cold: 109.5% of dnsperf" in text
+    assert "python floor, warm: 65.0% of dnsperf" in text
