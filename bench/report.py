@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 #: Issue 7's targets on the 2-core reference machine.
 WARM_SHARE = 0.30
@@ -55,29 +55,41 @@ def _best(runs: list[dict[str, Any]], tool: str, phase: str) -> tuple[float, int
     return _rate(best, tool, phase), int(best["concurrency"])
 
 
-def _tries(cell: dict[str, Any]) -> list[tuple[float, int]]:
-    """A cell's (rate, failed runs) per try, in the order tried (one try: the cell itself)."""
+def _tries(cell: dict[str, Any]) -> list[tuple[float, int]] | None:
+    """A cell's (rate, failed runs) per try, in the order tried (one try: the cell itself).
+
+    None for a results.json from before the tries were taken together (its
+    ``attempts`` have no ``attempts_failed_runs`` beside them): those cannot be paired.
+    """
     if "attempts" not in cell:
         return [(float(cell.get("queries_per_second", 0.0)), int(cell.get("failed_runs", 0)))]
-    failed = cell.get("attempts_failed_runs", [0] * len(cell["attempts"]))
-    return [(float(q), int(f)) for q, f in zip(cell["attempts"], failed, strict=True)]
+    if "attempts_failed_runs" not in cell:
+        return None
+    return [(float(q), int(f))
+            for q, f in zip(cell["attempts"], cell["attempts_failed_runs"], strict=True)]
 
 
 def paired_ratios(runs: list[dict[str, Any]], phase: str,
                   tool: str = "exporter") -> list[float]:
     """Per try: the tool's (the exporter's) best complete rate over concurrency ÷ dnsperf's.
 
-    Try k of the tools at a concurrency ran one right after the other, so each
-    ratio compares measurements taken under the same load on the machine.
+    At each concurrency, try k of the tools ran one right after the other, and
+    the tries of one k within minutes of each other: each ratio compares
+    measurements from the same stretch of time on the machine. Empty when the
+    results cannot be paired (from before the tool was measured, or before the
+    tries were taken together).
     """
     if any(tool not in r for r in runs):
-        return []  # a results.json from before the tool was measured
-    count = min(len(_tries(r[t][phase])) for r in runs for t in (tool, "dnsperf"))
+        return []
+    tries = {(id(r), t): _tries(r[t][phase]) for r in runs for t in (tool, "dnsperf")}
+    if any(v is None for v in tries.values()):
+        return []
+    paired = cast(dict[tuple[int, str], list[tuple[float, int]]], tries)
+    count = min(len(v) for v in paired.values())
     ratios = []
     for k in range(count):
-        exporter = max((_tries(r[tool][phase])[k] for r in runs),
-                       key=lambda t: (t[1] == 0, t[0]))
-        dnsperf = max(_tries(r["dnsperf"][phase])[k][0] for r in runs)
+        exporter = max((paired[id(r), tool][k] for r in runs), key=lambda t: (t[1] == 0, t[0]))
+        dnsperf = max(paired[id(r), "dnsperf"][k][0] for r in runs)
         # A cycle with failed runs did not do the work: its rate is not a throughput.
         ratios.append(exporter[0] / dnsperf if dnsperf and exporter[1] == 0 else 0.0)
     return ratios

@@ -550,6 +550,7 @@ class DnsResolver:
             self._finish(asking, task.result())
 
     def _finish(self, asking: _Asking, answer: Answer) -> None:
+        # _Asking.__call__ does the same inline (the datagram path): keep them in step.
         table, qname = asking.table, asking.qname
         if table.in_flight.get(qname) is asking:
             del table.in_flight[qname]

@@ -360,7 +360,7 @@ class DatagramClient:
     def send(self, pending: WireQuestion, labels: bytes | None = None) -> bool:
         """``submit`` for an asker whose own object carries the question's fields."""
         rdtype = pending.rdtype
-        if labels is None or len(labels) > _MAX_LABELS_WIRE or rdtype not in _PLAIN_TYPES:
+        if labels is None or len(labels) > _MAX_LABELS_WIRE or rdtype != "A":
             question = question_wire(pending.qname, rdtype, labels)
             if question is None:
                 return False
@@ -382,9 +382,11 @@ class DatagramClient:
             pending_by_id[ident] = pending
             try:
                 sock.send(packet)
-            except OSError:
-                self._send(pending)  # the slow path sorts out what went wrong
+            except ConnectionRefusedError:
+                self._send(pending)  # an earlier ICMP error: _send sends it again
                 return True
+            except OSError:
+                pass  # a full buffer is a lost packet: retried, as in _send
             pending.deadline = time.monotonic() + self.timeout
             if self._sweeper is None and self._loop is not None:
                 self._sweeper = self._loop.call_later(self._tick, self._sweep)
@@ -396,6 +398,7 @@ class DatagramClient:
         return True
 
     def _start(self, pending: WireQuestion) -> None:
+        # ``send`` repeats this and ``_send`` inline for its common case: keep them in step.
         ident = random.getrandbits(16)
         while ident in self._pending:
             ident = random.getrandbits(16)

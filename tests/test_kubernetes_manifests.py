@@ -210,7 +210,9 @@ def test_single_replica_deployment_is_the_statefulset_pod_without_sharding() -> 
     del expected["topologySpreadConstraints"]  # one replica: nothing to spread
     exporter = next(c for c in expected["containers"] if c["name"] == "exporter")
     exporter["args"] = [a for a in exporter["args"] if not a.startswith("--shard=")]
-    del exporter["env"]  # only POD_INDEX, for --shard
+    exporter["env"] = [e for e in exporter["env"] if e["name"] != "POD_INDEX"]  # for --shard
+    if not exporter["env"]:
+        del exporter["env"]
     assert pod["spec"] == expected
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bench import report
+from bench.dnsbl import _best_attempt
 
 
 def _cell(rates: list[float], failed: list[int] | None = None) -> dict[str, Any]:
@@ -74,3 +75,30 @@ def test_the_python_floor_is_paired_too_and_optional() -> None:
     text = report.floor_text(runs)
     assert "python floor, cold: 109.5% of dnsperf" in text
     assert "python floor, warm: 65.0% of dnsperf" in text
+
+
+def test_cells_as_the_harness_writes_them_pair_up() -> None:
+    def tries(rates: list[float], failed: list[int] | None = None) -> dict[str, Any]:
+        failed = failed or [0] * len(rates)
+        return _best_attempt([dict(_cell([q]), failed_runs=f)
+                              for q, f in zip(rates, failed, strict=True)])
+
+    exporter = {"cold": tries([90.0, 50.0], [0, 2]), "warm": tries([40.0, 41.0])}
+    dnsperf = {"cold": tries([100.0, 100.0]), "warm": tries([100.0, 100.0])}
+    runs: list[dict[str, Any]] = [{"concurrency": 64, "exporter": exporter, "dnsperf": dnsperf}]
+    assert runs[0]["exporter"]["cold"]["queries_per_second"] == 90.0  # the complete try
+    assert report.paired_ratios(runs, "cold") == pytest.approx([0.9, 0.0])
+    assert report.paired_ratios(runs, "warm") == pytest.approx([0.4, 0.41])
+
+
+def test_tries_from_before_they_were_taken_together_are_not_paired() -> None:
+    # Earlier harnesses ran every exporter try, then every dnsperf try, and kept only
+    # the rates: index k of the two sides was not measured together.
+    runs = [_run(64, {"cold": [90.0, 60.0], "warm": [40.0, 40.0]},
+                 {"cold": [100.0, 80.0], "warm": [100.0, 100.0]})]
+    for phase in report.PHASES:
+        for tool in ("exporter", "dnsperf"):
+            del runs[0][tool][phase]["attempts_failed_runs"]
+    assert report.paired_ratios(runs, "cold") == []
+    cold = _verdict(runs, "cold")
+    assert cold["value"] == pytest.approx(0.9) and "paired" not in cold["measured"]
