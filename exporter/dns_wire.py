@@ -381,10 +381,10 @@ class DatagramClient:
                 _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT
             pending_by_id[ident] = pending
             try:
-                sock.send(packet)
-            except ConnectionRefusedError:
-                self._send(pending)  # an earlier ICMP error: _send sends it again
-                return True
+                try:
+                    sock.send(packet)
+                except ConnectionRefusedError:  # an earlier ICMP error, as in _send: again
+                    sock.send(packet)
             except OSError:
                 pass  # a full buffer is a lost packet: retried, as in _send
             pending.deadline = time.monotonic() + self.timeout
