@@ -132,6 +132,19 @@ async def _serve_demo(host: str | None, port: int, web_config: WebConfig) -> int
         await responder.stop()
 
 
+def _ignore_from_now_on(loop: asyncio.AbstractEventLoop, sig: signal.Signals) -> None:
+    """Ignore ``sig`` for the rest of the process: once shutdown has begun, a repeated
+    SIGTERM (a supervisor or a test asking twice) must not cut it short. asyncio puts
+    the default action (death by the signal) back when its loop closes, so the signal
+    is taken from it now, blocked meanwhile so that none lands in between."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+    try:
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
+
+
 async def serve(
     config: Config, config_path: str | None, host: str | None, port: int,
     web_config: WebConfig | None = None, shard: tuple[int, int] = (0, 1),
@@ -160,6 +173,7 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(exporter.reload()))
     await stop.wait()
     log.info("shutting down")
+    _ignore_from_now_on(loop, signal.SIGTERM)
     with contextlib.suppress(Exception):
         await exporter.stop()
     await runner.cleanup()

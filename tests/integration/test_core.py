@@ -402,6 +402,25 @@ def test_sigterm_exits_cleanly_and_promptly(
         assert time.monotonic() - started < 5
 
 
+def test_a_repeated_sigterm_does_not_cut_the_shutdown_short(
+    core_stack: DnsStack, exporter: ExporterFactory
+) -> None:
+    # Supervisors repeat themselves; once shutdown has begun the process must still
+    # exit 0, not die by the signal (asyncio restores its default action on close).
+    text = config_text(core_stack, CORE_ZONES, CORE_SENDERS, CORE_DOMAINS, "5s")
+    proc = exporter(text, wait_ready=False)
+    proc.wait_for(functools.partial(_serving, proc), what="/-/healthy")
+    assert proc.proc is not None
+    for _ in range(200):  # every millisecond until it has gone
+        proc.signal(signal.SIGTERM)
+        try:
+            proc.proc.wait(timeout=0.001)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    assert proc.stop(timeout=5) == 0, proc.log[-4000:]
+
+
 def test_sigterm_stops_a_busy_scheduler(core_stack: DnsStack, exporter: ExporterFactory) -> None:
     # 150 targets at 100 ms: runs finish all the time, so SIGTERM nearly always
     # lands in the same loop iteration as some run's completion. A run loop
