@@ -30,7 +30,8 @@ from exporter.config import build_config
 _POLL_MIN, _POLL_MAX = 0.002, 0.05
 
 
-def _cpu() -> float:
+def cpu_seconds() -> float:
+    """This process's CPU time so far, user and system."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -44,13 +45,13 @@ async def run_cycle(raw_config: dict[str, Any]) -> dict[str, Any]:
     config = build_config(raw_config, "<bench>")
     exporter = Exporter(config, checks=[DnsblCheck()])
     targets = len(exporter.scheduler.planned(config))
-    cpu0, wall0 = _cpu(), time.perf_counter()
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
     exporter.start()
     while not exporter.scheduler.ready():
         elapsed = time.perf_counter() - wall0
         await asyncio.sleep(min(_POLL_MAX, max(_POLL_MIN, elapsed / 100)))
     wall = time.perf_counter() - wall0
-    cpu = _cpu() - cpu0
+    cpu = cpu_seconds() - cpu0
     counts = dict(exporter.stats.counts)
     t = time.perf_counter()
     body = exporter.render_metrics()

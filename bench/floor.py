@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import resource
 import socket
 import struct
 import sys
@@ -27,35 +26,26 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from bench.cycle_worker import cpu_seconds
+from exporter.dns_wire import enlarge_receive_buffer, question_wire
+
 _HEADER = struct.Struct("!HHHHHH")
 _TIMEOUT, _ATTEMPTS, _TICK = 2.0, 3, 0.25
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def wire_question(name: str) -> bytes:
-    """QNAME, QTYPE A, QCLASS IN."""
-    labels = b"".join(bytes((len(label),)) + label for label in name.encode("ascii").split(b"."))
-    return labels + b"\x00\x00\x01\x00\x01"
+    """QNAME, QTYPE A, QCLASS IN, as the exporter builds them (before any timing)."""
+    question = question_wire(name, "A")
+    if question is None:
+        raise ValueError(f"not a name this floor can ask: {name!r}")
+    return question
 
 
 async def ask_all(questions: list[bytes], port: int, concurrency: int) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
-    # The exporter's receive buffer, asked for the same way (FORCE first: as root it
-    # passes the system's limit).
-    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-        if option is None:
-            continue
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, option, 8 << 20)
-            break
-        except OSError:
-            continue
+    enlarge_receive_buffer(sock)  # the exporter's buffer, asked for the same way
     sock.connect(("127.0.0.1", port))
     waiting = deque(range(len(questions)))
     #: ID -> [question index, deadline, tries]
@@ -121,11 +111,11 @@ async def ask_all(questions: list[bytes], port: int, concurrency: int) -> dict[s
             loop.call_later(_TICK, sweep)
 
     loop.add_reader(sock.fileno(), drain)
-    cpu0, wall0 = _cpu(), time.perf_counter()
+    cpu0, wall0 = cpu_seconds(), time.perf_counter()
     loop.call_later(_TICK, sweep)
     top_up()
     await done
-    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
     loop.remove_reader(sock.fileno())
     sock.close()
     # Questions lost after every try make it no throughput, as a failed run does the

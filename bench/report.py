@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 #: Issue 7's targets on the 2-core reference machine.
 WARM_SHARE = 0.30
@@ -55,18 +55,18 @@ def _best(runs: list[dict[str, Any]], tool: str, phase: str) -> tuple[float, int
     return _rate(best, tool, phase), int(best["concurrency"])
 
 
-def _tries(cell: dict[str, Any]) -> list[tuple[float, int]] | None:
+def _tries(cell: dict[str, Any]) -> list[tuple[float, int]]:
     """A cell's (rate, failed runs) per try, in the order tried (one try: the cell itself).
 
-    None for a results.json from before the tries were taken together (its
+    Empty for a results.json from before the tries were taken together (its
     ``attempts`` have no ``attempts_failed_runs`` beside them): those cannot be paired.
     """
     if "attempts" not in cell:
         return [(float(cell.get("queries_per_second", 0.0)), int(cell.get("failed_runs", 0)))]
-    if "attempts_failed_runs" not in cell:
-        return None
-    return [(float(q), int(f))
-            for q, f in zip(cell["attempts"], cell["attempts_failed_runs"], strict=True)]
+    failed = cell.get("attempts_failed_runs")
+    if failed is None:
+        return []
+    return [(float(q), int(f)) for q, f in zip(cell["attempts"], failed, strict=True)]
 
 
 def paired_ratios(runs: list[dict[str, Any]], phase: str,
@@ -81,18 +81,19 @@ def paired_ratios(runs: list[dict[str, Any]], phase: str,
     """
     if any(tool not in r for r in runs):
         return []
-    tries = {(id(r), t): _tries(r[t][phase]) for r in runs for t in (tool, "dnsperf")}
-    if any(v is None for v in tries.values()):
-        return []
-    paired = cast(dict[tuple[int, str], list[tuple[float, int]]], tries)
-    count = min(len(v) for v in paired.values())
+    tool_tries = [_tries(r[tool][phase]) for r in runs]
+    dnsperf_tries = [_tries(r["dnsperf"][phase]) for r in runs]
     ratios = []
-    for k in range(count):
-        exporter = max((paired[id(r), tool][k] for r in runs), key=lambda t: (t[1] == 0, t[0]))
-        dnsperf = max(paired[id(r), "dnsperf"][k][0] for r in runs)
+    for k in range(min(len(t) for t in (*tool_tries, *dnsperf_tries))):
+        rate, failed = max((t[k] for t in tool_tries), key=lambda t: (t[1] == 0, t[0]))
+        dnsperf = max(t[k][0] for t in dnsperf_tries)
         # A cycle with failed runs did not do the work: its rate is not a throughput.
-        ratios.append(exporter[0] / dnsperf if dnsperf and exporter[1] == 0 else 0.0)
+        ratios.append(rate / dnsperf if dnsperf and failed == 0 else 0.0)
     return ratios
+
+
+def _percentages(ratios: list[float]) -> str:
+    return ", ".join(f"{r:.1%}" for r in ratios)
 
 
 def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -116,7 +117,7 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[d
         got = statistics.median(ratios) if ratios else best
         best_text = f"{e:,.0f} q/s at {ec} vs {d:,.0f} q/s at {dc}"
         measured = (f"{got:.1%} median of {len(ratios)} paired tries "
-                    f"({', '.join(f'{r:.1%}' for r in ratios)}); best against best "
+                    f"({_percentages(ratios)}); best against best "
                     f"{best:.1%} ({best_text})" if len(ratios) > 1
                     else f"{got:.1%} ({best_text})")
         out.append({"target": target, "measured": measured, "value": got,
@@ -152,7 +153,7 @@ def floor_text(runs: list[dict[str, Any]]) -> str:
         ratios = paired_ratios(runs, phase, "floor")
         if ratios:
             lines.append(f"  python floor, {phase}: {statistics.median(ratios):.1%} of dnsperf "
-                         f"(median of {len(ratios)}: {', '.join(f'{r:.1%}' for r in ratios)})")
+                         f"(median of {len(ratios)}: {_percentages(ratios)})")
     return "\n".join(lines)
 
 

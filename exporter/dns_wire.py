@@ -74,6 +74,20 @@ _MAX_TTL = 86400
 _MIN_NEGATIVE_TTL = 5
 
 
+def enlarge_receive_buffer(sock: socket.socket) -> None:
+    """Ask for an 8 MiB receive buffer: a window of answers arriving at once must not
+    overflow it. SO_RCVBUFFORCE first (it passes the system's limit, for root), then
+    SO_RCVBUF (capped by net.core.rmem_max); neither failing is fatal."""
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, _RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
+
+
 def labels_wire(name: str) -> bytes | None:
     """A name's labels on the wire, length-prefixed, without the root label; None when
     it is not plain ASCII within the limits (dnspython then handles IDNA and errors).
@@ -280,14 +294,7 @@ class DatagramClient:
         family = socket.AF_INET6 if ":" in self.servers[0] else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.setblocking(False)
-        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
-            if option is None:
-                continue
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, _RECEIVE_BUFFER)
-                break
-            except OSError:
-                continue
+        enlarge_receive_buffer(sock)
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
         if len(self._addresses) == 1:
             # Answers must then come from the address asked, as dnspython requires too.
