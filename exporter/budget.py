@@ -88,6 +88,11 @@ class ZoneResolver:
     async def resolve(self, name: str, rdtype: str, *, fresh: bool = False) -> Answer:
         return await settle(self.submit(name, rdtype, fresh=fresh))
 
+    def bulk_view(self) -> tuple[DnsResolver, str, dict[str, int] | None] | None:
+        """(resolver, counter key, counters) for ``DnsResolver.submit_many``, which counts
+        what it sends as this view would; None when a budget must see every question."""
+        return None if self.budget is not None else (self.inner, self.zone, self.sent)
+
     async def resolve_fresh(self, name: str, rdtype: str) -> Answer:
         return await self.resolve(name, rdtype, fresh=True)
 

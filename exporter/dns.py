@@ -18,7 +18,7 @@ import ipaddress
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
@@ -454,6 +454,10 @@ class DnsResolver:
         return DnsResolver(upstream, timeout=self.timeout, attempts=self.attempts,
                            _shared=self._shared)
 
+    def bulk_view(self) -> tuple[DnsResolver, str, dict[str, int] | None]:
+        """What ``submit_many`` needs of an asker: this resolver, and nothing to count."""
+        return self, "", None
+
     def would_send(self, name: str, rdtype: str, *, fresh: bool = False) -> bool:
         """False when the question would be answered from the cache or joined to one in
         flight (``fresh``: past the cache, but still joined, as ``submit`` does)."""
@@ -468,7 +472,8 @@ class DnsResolver:
         return table
 
     def _known(self, table: _Table, qname: str, fresh: bool) -> Asked | None:
-        """The cached answer (unless ``fresh``) or the question in flight, if any."""
+        """The cached answer (unless ``fresh``) or the question in flight, if any
+        (``submit_many`` repeats this inline: keep them in step)."""
         if not fresh:
             cached = table.cache.get(qname)
             if cached is not None:
@@ -520,12 +525,61 @@ class DnsResolver:
         if known is not None:
             self._shared.stats.counts["cached"] += 1
             return known
+        # ``submit_many`` repeats the rest inline: keep them in step.
         asking = _Asking(self, table, qname, rdtype)
         table.in_flight[qname] = asking
         if on_send is not None:
             on_send()
         self._start(asking, labels)
         return asking
+
+    def submit_many(self, rdtype: str, names: Sequence[str], labels: Sequence[bytes | None],
+                    keys: Sequence[str], sent: dict[str, int] | None) -> list[Asked]:
+        """``submit`` for many questions of one type at once (a blocklist run's).
+
+        The same cache, coalescing and accounting as ``submit``, for ``names`` already
+        normalised (lower case, no trailing dot: ``normalize_name``), in one loop: a
+        call chain per question was a fifth of a blocklist cycle's CPU. Nothing is
+        asked past the cache. A question that really goes out adds one to
+        ``sent[keys[i]]`` (a zone's query counter, as ``on_send`` would).
+        """
+        if not rdtype.isupper():
+            rdtype = sys.intern(rdtype.upper())
+        table = self._tables.get(rdtype) or self._table(rdtype)
+        cache, in_flight = table.cache, table.in_flight
+        shared = self._shared
+        now = shared.clock()  # one reading for the batch: it is built in microseconds
+        client = None
+        if shared.transport == "datagram":
+            client = self._datagram or self._client()
+        asked: list[Asked] = []
+        append = asked.append
+        joined = 0
+        for name, wire, key in zip(names, labels, keys, strict=True):
+            # _known, inline
+            cached = cache.get(name)
+            if cached is not None:
+                if cached[0] > now:
+                    joined += 1
+                    append(cached[1])
+                    continue
+                del cache[name]
+            flying = in_flight.get(name)
+            if flying is not None:
+                joined += 1
+                append(flying)
+                continue
+            # The rest of ``submit`` and ``_start``, inline: keep them in step.
+            asking = _Asking(self, table, name, rdtype)
+            in_flight[name] = asking
+            if sent is not None:
+                sent[key] = sent.get(key, 0) + 1
+            if client is None or not client.send(asking, wire):
+                self._start(asking, wire)
+            append(asking)
+        if joined:
+            shared.stats.counts["cached"] += joined
+        return asked
 
     def _start(self, asking: _Asking, labels: bytes | None = None) -> None:
         # The client carries on counting the question's tries from ``asking.attempt``, so a

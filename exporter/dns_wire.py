@@ -405,7 +405,8 @@ class DatagramClient:
         return True
 
     def _start(self, pending: WireQuestion) -> None:
-        # ``send`` repeats this and ``_send`` inline for its common case: keep them in step.
+        # ``send`` and ``_send_waiting`` repeat this and ``_send`` inline for their common
+        # cases: keep them in step.
         ident = random.getrandbits(16)
         while ident in self._pending:
             ident = random.getrandbits(16)
@@ -418,8 +419,42 @@ class DatagramClient:
 
     def _send_waiting(self) -> None:
         waiting = self._waiting
-        while waiting and len(self._pending) < self.window and self._sock is not None:
-            self._start(waiting.popleft())
+        if not waiting:
+            return
+        sock, pending_by_id = self._sock, self._pending
+        if not self._connected or sock is None:
+            while waiting and len(pending_by_id) < self.window and self._sock is not None:
+                self._start(waiting.popleft())
+            return
+        # _start and _send for a connected socket, inline: with runs in batches nearly
+        # every question waits its turn and goes out here. Keep them in step.
+        free = self.window - len(pending_by_id)
+        if free <= 0:
+            return
+        getrandbits, pack = random.getrandbits, _HEADER.pack
+        deadline = time.monotonic() + self.timeout
+        while waiting and free > 0:
+            pending = waiting.popleft()
+            free -= 1
+            ident = getrandbits(16)
+            while ident in pending_by_id:
+                ident = getrandbits(16)
+            if pending.rdtype in _PLAIN_TYPES:
+                pending.packet = packet = pack(ident, _FLAGS, 1, 0, 0, 0) + pending.question
+            else:
+                pending.packet = packet = pack(ident, _FLAGS, 1, 0, 0, 1) + pending.question \
+                    + _OPT
+            pending_by_id[ident] = pending
+            try:
+                try:
+                    sock.send(packet)
+                except ConnectionRefusedError:  # an earlier ICMP error, as in _send: again
+                    sock.send(packet)
+            except OSError:
+                pass  # a full buffer is a lost packet: retried, as in _send
+            pending.deadline = deadline
+        if self._sweeper is None and self._loop is not None:
+            self._sweeper = self._loop.call_later(self._tick, self._sweep)
 
     def _send(self, pending: WireQuestion) -> None:
         sock = self._sock

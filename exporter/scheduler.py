@@ -16,8 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from exporter.checks.base import Check, CheckContext, Findings, Result, Target
+from exporter.checks.base import BatchCheck, Check, CheckContext, Findings, Result, Target
 from exporter.config import Config
 from exporter.dns import LookupFailed
 from exporter.limiter import Limiter
@@ -35,38 +36,76 @@ async def run_once(
 ) -> Result:
     """Run one check on one target and classify how it went. Used by scheduler and /probe."""
     started = time.perf_counter()
-    findings = Findings()
-    errors: list[str] = []
+    outcome: Findings | Exception
     try:
         # asyncio.timeout, not wait_for: wait_for on 3.11 can swallow a cancellation
         # that arrives as the run finishes, and the loop would then never stop.
         async with asyncio.timeout(timeout):
-            findings = await check.run(target, ctx)
-        errors = list(findings.errors)
-    except LookupFailed as exc:
-        errors = [f"lookup failed: {exc}"]
-        findings = Findings()  # nothing from a run that could not classify its answers
-    except TimeoutError:
-        errors = [f"run timed out after {timeout:g}s"]
-        findings = Findings()
+            outcome = await check.run(target, ctx)
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # a bug in a check must not stop the others
-        log.exception("check %s on %s crashed", check.name, target.key)
-        errors = [f"internal error: {type(exc).__name__}: {exc}"]
-        findings = Findings()
-    duration = time.perf_counter() - started
+    except Exception as exc:  # classified below; a bug in a check must not stop the others
+        outcome = exc
+    return _result(check, target, outcome, time.perf_counter() - started, clock(), timeout)
+
+
+async def run_batch_once(
+    check: BatchCheck, targets: Sequence[Target], ctx: CheckContext, timeout: float,
+    clock: Callable[[], float] = time.time,
+) -> list[Result]:
+    """``run_once`` for several targets in one run of a :class:`BatchCheck`.
+
+    Each target's result is its own (its findings, or its own failure); only a
+    timeout or an exception of the run as a whole fails them all.
+    """
+    started = time.perf_counter()
+    outcomes: Sequence[Findings | Exception]
+    try:
+        async with asyncio.timeout(timeout):
+            outcomes = await check.run_batch(targets, ctx)
+        if len(outcomes) != len(targets):
+            raise RuntimeError(f"{len(outcomes)} outcomes for {len(targets)} targets")
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        outcomes = [exc] * len(targets)
+    duration, timestamp = time.perf_counter() - started, clock()
+    return [_result(check, target, outcome, duration, timestamp, timeout)
+            for target, outcome in zip(targets, outcomes, strict=True)]
+
+
+def _result(check: Check, target: Target, outcome: Findings | Exception, duration: float,
+            timestamp: float, timeout: float) -> Result:
+    """How a run went: its findings, or why it failed (then with no samples at all)."""
+    if isinstance(outcome, Findings):
+        findings = outcome
+        errors = tuple(findings.errors)
+    else:
+        findings = Findings()  # nothing from a run that could not classify its answers
+        if isinstance(outcome, LookupFailed):
+            errors = (f"lookup failed: {outcome}",)
+        elif isinstance(outcome, TimeoutError):
+            errors = (f"run timed out after {timeout:g}s",)
+        else:
+            log.error("check %s on %s crashed", check.name, target.key, exc_info=outcome)
+            errors = (f"internal error: {type(outcome).__name__}: {outcome}",)
     return Result(
         check=check.name,
         target=target.key,
         success=not errors,
         duration=duration,
-        timestamp=clock(),
+        timestamp=timestamp,
         samples=tuple(findings.samples),
-        errors=tuple(errors),
+        errors=errors,
         findings=tuple(findings.findings),
         exclusive=findings.exclusive,
     )
+
+
+def batch_size(check: Check) -> int:
+    """How many targets of this check share a run (1: a run each)."""
+    size = getattr(check, "batch_size", 1)
+    return size if isinstance(size, int) and size > 1 else 1
 
 
 def in_shard(key: str, shard: tuple[int, int]) -> bool:
@@ -82,7 +121,7 @@ def in_shard(key: str, shard: tuple[int, int]) -> bool:
     return int.from_bytes(digest[8:], "big") % count == index
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Job:
     check: Check
     target: Target
@@ -90,6 +129,17 @@ class _Job:
     done_first: bool = False
     #: How the previous run went (None before the first): failures are logged when they start.
     last_success: bool | None = None
+    #: The batch this target is run in (its task runs them all), if any.
+    cohort: _Cohort | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Cohort:
+    """Targets of one :class:`BatchCheck` run together, on one schedule, by one task."""
+
+    check: BatchCheck
+    jobs: list[_Job]
+    task: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -101,10 +151,12 @@ class Scheduler:
     shard: tuple[int, int] = (0, 1)
     overruns: Counter[str] = field(default_factory=Counter)
     _jobs: dict[Key, _Job] = field(default_factory=dict)
+    _cohorts: set[_Cohort] = field(default_factory=set)
     _started: bool = False
     _pending_first: int = 0
     _admission: Limiter | None = None
     _admission_size: int = 0
+    _batch_admission: dict[int, Limiter] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -123,6 +175,8 @@ class Scheduler:
         """Swap in a new context (config): start new pairs, stop removed ones, keep the rest.
 
         A pair whose target is unchanged keeps its task (so its schedule) and its results.
+        New targets of a :class:`BatchCheck` are grouped into batches of their own; a
+        removed target leaves its batch, which keeps its schedule for the others.
         """
         self.context = context
         plan = self.planned(context.config)
@@ -130,10 +184,13 @@ class Scheduler:
             job = self._jobs.pop(key)
             if not job.done_first:
                 self._pending_first -= 1
-            if job.task is not None:
+            if job.cohort is not None:
+                self._leave(job, job.cohort)
+            elif job.task is not None:
                 job.task.cancel()
         # Removed pairs, and pairs whose target changed its parameters, lose their results.
         self.store.retain(k for k in plan if k in self._jobs)
+        forming: dict[str, _Cohort] = {}  # by check: the batch new targets join
         for key, (check, target) in plan.items():
             if key in self._jobs:
                 self._jobs[key].check = check
@@ -141,17 +198,45 @@ class Scheduler:
             job = _Job(check, target)
             self._jobs[key] = job
             self._pending_first += 1
-            if self._started:
+            size = batch_size(check)
+            if size > 1 and cast(BatchCheck, check).batchable(target):
+                cohort = forming.get(check.name)
+                if cohort is None or len(cohort.jobs) >= size:
+                    cohort = forming[check.name] = _Cohort(cast(BatchCheck, check), [])
+                    self._cohorts.add(cohort)
+                cohort.jobs.append(job)
+                job.cohort = cohort
+            elif self._started:
                 job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
+        if self._started:
+            self._start_cohorts()
+
+    def _leave(self, job: _Job, cohort: _Cohort) -> None:
+        cohort.jobs.remove(job)
+        job.cohort = None
+        if not cohort.jobs:
+            self._cohorts.discard(cohort)
+            if cohort.task is not None:
+                cohort.task.cancel()
 
     def start(self) -> None:
         self._started = True
         for key, job in self._jobs.items():
-            if job.task is None:
+            if job.task is None and job.cohort is None:
                 job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
+        self._start_cohorts()
+
+    def _start_cohorts(self) -> None:
+        for cohort in self._cohorts:
+            if cohort.task is None:
+                first = cohort.jobs[0].target.key
+                cohort.task = asyncio.create_task(
+                    self._cohort_loop(cohort),
+                    name=f"{cohort.check.name}:{first}+{len(cohort.jobs) - 1}")
 
     async def stop(self) -> None:
         tasks = [j.task for j in self._jobs.values() if j.task is not None]
+        tasks += [c.task for c in self._cohorts if c.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -175,6 +260,16 @@ class Scheduler:
             self._admission_size = size
         return self._admission
 
+    def _admit_batch(self, targets: int) -> Limiter:
+        """The same window for batches of ``targets``: ``max_concurrent_runs`` counts
+        their targets, so a batch of 16 takes 16 runs' worth (at least two batches run,
+        so one waiting for a slow answer does not stall the rest)."""
+        slots = max(2, self.config.scheduler.max_concurrent_runs // max(1, targets))
+        limiter = self._batch_admission.get(slots)
+        if limiter is None:
+            limiter = self._batch_admission[slots] = Limiter(slots)
+        return limiter
+
     def run_timeout(self) -> float:
         return self.config.scheduler.run_timeout
 
@@ -193,6 +288,29 @@ class Scheduler:
                     "; ".join(result.errors)[:500])
         job.last_success = result.success
 
+    def _record(self, job: _Job, result: Result) -> None:
+        if self._jobs.get((job.check.name, job.target.key)) is not job:
+            return  # removed by a reload while it ran: its result must not come back
+        self.store.update(result)
+        if not job.done_first:
+            job.done_first = True
+            self._pending_first -= 1
+        self._log_result(job, result)
+
+    def _next_start(self, check: Check, what: str, runs: int, duration: float,
+                    next_start: float, interval: float, now: float) -> float:
+        """The slot after ``next_start``; the slots a long run missed are skipped and
+        counted (``runs`` per slot: the targets of a batch)."""
+        next_start += interval
+        if now > next_start:
+            missed = int((now - next_start) // interval) + 1
+            self.overruns[check.name] += missed * runs
+            log.warning("check=%s target=%s run took %.1fs, longer than its %gs "
+                        "interval: skipping %d run(s)", check.name, what, duration,
+                        interval, missed)
+            next_start += missed * interval
+        return next_start
+
     async def _loop(self, job: _Job) -> None:
         check, target = job.check, job.target
         jitter = self.config.scheduler.jitter
@@ -204,20 +322,31 @@ class Scheduler:
             async with self._admit():
                 result = await run_once(check, target, self.context, self.run_timeout())
             if self._jobs.get((check.name, target.key)) is not job:
-                return  # removed by a reload while it ran: its result must not come back
-            self.store.update(result)
-            if not job.done_first:
-                job.done_first = True
-                self._pending_first -= 1
-            self._log_result(job, result)
-            next_start += interval
+                return  # removed by a reload while it ran
+            self._record(job, result)
             now = loop.time()
-            if now > next_start:
-                missed = int((now - next_start) // interval) + 1
-                self.overruns[check.name] += missed
-                log.warning("check=%s target=%s run took %.1fs, longer than its %gs "
-                            "interval: skipping %d run(s)", check.name, target.key,
-                            result.duration, interval, missed)
-                next_start += missed * interval
+            next_start = self._next_start(check, target.key, 1, result.duration, next_start,
+                                          interval, now)
+            delay = next_start - now + random.uniform(0, jitter * interval * 0.1)
+            await asyncio.sleep(max(0.0, delay))
+
+    async def _cohort_loop(self, cohort: _Cohort) -> None:
+        check = cohort.check
+        jitter = self.config.scheduler.jitter
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(random.random() * jitter * FIRST_RUN_SPREAD)
+        next_start = loop.time()
+        while cohort.jobs:
+            interval = check.interval(self.config)
+            jobs = list(cohort.jobs)
+            async with self._admit_batch(batch_size(check)):
+                results = await run_batch_once(check, [job.target for job in jobs],
+                                               self.context, self.run_timeout())
+            for job, result in zip(jobs, results, strict=True):
+                self._record(job, result)
+            now = loop.time()
+            next_start = self._next_start(check, f"{jobs[0].target.key} and {len(jobs) - 1} "
+                                          "more", len(jobs), results[0].duration, next_start,
+                                          interval, now)
             delay = next_start - now + random.uniform(0, jitter * interval * 0.1)
             await asyncio.sleep(max(0.0, delay))

@@ -169,3 +169,24 @@ class Check(Protocol):
     async def run(self, target: Target, ctx: CheckContext) -> Findings:
         """Evaluate one target. May raise LookupFailed; must not catch what it cannot classify."""
         ...
+
+
+class BatchCheck(Check, Protocol):
+    """A check that can evaluate several targets in one run (the scheduler groups them).
+
+    At provider scale the per-run machinery (a task, a timeout, an admission
+    slot, a wake-up per answer batch) cost more CPU than a blocklist run's own
+    work, so such targets are run ``batch_size`` at a time.
+    """
+
+    batch_size: ClassVar[int]
+
+    def batchable(self, target: Target) -> bool:
+        """Whether this target may share a run with others."""
+        ...
+
+    async def run_batch(self, targets: Sequence[Target],
+                        ctx: CheckContext) -> list[Findings | Exception]:
+        """One outcome per target, in order: its findings, or what went wrong for it alone
+        (``run``'s exceptions). An exception raised instead fails every target."""
+        ...

@@ -23,8 +23,10 @@ from exporter.dns import (
     parse_mx,
     resolve_all,
     reverse_name,
+    settle,
 )
 from tests.fakes import FakeResolver
+from tests.unit.loopback_dns import LoopbackServer
 
 
 def response(qname: str, rdtype: str, rcode: dns.rcode.Rcode = dns.rcode.NOERROR,
@@ -94,34 +96,15 @@ def test_reverse_names() -> None:
     assert reverse_name("2001:db8::25").endswith(".8.b.d.0.1.0.0.2.ip6.arpa")
 
 
-class _Server(asyncio.DatagramProtocol):
-    """A tiny loopback DNS server whose behaviour each test chooses."""
-
-    def __init__(self, handler: Callable[[dns.message.Message], dns.message.Message | None]):
-        self.handler = handler
-        self.queries: list[str] = []
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        self.queries.append(query.question[0].name.to_text())
-        reply = self.handler(query)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply.to_wire(), addr)
-
-
 @pytest.fixture
-async def server() -> AsyncIterator[Callable[..., _Server]]:
+async def server() -> AsyncIterator[Callable[..., LoopbackServer]]:
     transports: list[asyncio.BaseTransport] = []
 
     async def make(handler: Callable[[dns.message.Message], dns.message.Message | None]
-                   ) -> tuple[_Server, int]:
+                   ) -> tuple[LoopbackServer, int]:
         loop = asyncio.get_running_loop()
         transport, proto = await loop.create_datagram_endpoint(
-            lambda: _Server(handler), local_addr=("127.0.0.1", 0))
+            lambda: LoopbackServer(handler), local_addr=("127.0.0.1", 0))
         transports.append(transport)
         return proto, transport.get_extra_info("sockname")[1]
 
@@ -268,7 +251,7 @@ async def test_servfail_is_asked_again_of_the_next_server(server, transport: str
     broken, port = await server(servfail)
     loop = asyncio.get_running_loop()
     transport_b, working = await loop.create_datagram_endpoint(
-        lambda: _Server(a_record), local_addr=("127.0.0.2", port))
+        lambda: LoopbackServer(a_record), local_addr=("127.0.0.2", port))
     try:
         resolver = DnsResolver(Upstream(("127.0.0.1", "127.0.0.2"), port), timeout=0.5,
                                attempts=3, transport=transport)
@@ -278,3 +261,28 @@ async def test_servfail_is_asked_again_of_the_next_server(server, transport: str
         transport_b.close()
     assert answer.outcome is Outcome.OK
     assert len(broken.queries) == 1 and len(working.queries) == 1
+
+
+async def test_submit_many_caches_joins_and_counts_and_asks_again(server, transport: str) -> None:  # type: ignore[no-untyped-def]
+    def handler(query: dns.message.Message) -> dns.message.Message:
+        return servfail(query) if query.question[0].name.to_text() == "bad.example." \
+            else a_record(query)
+
+    proto, port = await server(handler)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1,
+                           transport=transport)
+    await resolver.resolve("a.example", "A")
+    sent: dict[str, int] = {}
+    names = ["a.example", "b.example", "b.example", "bad.example"]
+    asked = resolver.submit_many("A", names, [None] * 4, ["x", "y", "y", "z"], sent)
+    answers = [await settle(a) for a in asked]
+    assert [a.outcome for a in answers] == [Outcome.OK, Outcome.OK, Outcome.OK,
+                                            Outcome.SERVFAIL]
+    assert [a.name for a in answers] == names
+    assert sent == {"y": 1, "z": 1}  # a.example was cached, the second b.example joined
+    assert proto.queries.count("b.example.") == 1
+    assert resolver.stats.counts["cached"] == 2
+    again = resolver.submit_many("A", ["bad.example", "b.example"], [None, None], ["z", "y"],
+                                 sent)
+    assert [(await settle(a)).outcome for a in again] == [Outcome.SERVFAIL, Outcome.OK]
+    assert sent == {"y": 1, "z": 2}  # the failure is asked again, the answer is cached

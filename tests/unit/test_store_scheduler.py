@@ -204,3 +204,158 @@ async def test_admission_window_bounds_runs_in_progress() -> None:
     await scheduler.stop()
     assert scheduler.ready()
     assert check.max_running == 4
+
+
+class Batched(SlowCheck):
+    """Targets b0..b8 run in batches of four; "solo" runs alone; "bad" fails on its own."""
+
+    name: ClassVar[str] = "batched"
+    batch_size: ClassVar[int] = 4
+
+    def __init__(self, delay: float, interval: float, keys: Sequence[str] = ()) -> None:
+        super().__init__(delay, interval)
+        self.keys = list(keys) or [f"b{i}" for i in range(9)] + ["solo"]
+        self.batches: list[list[str]] = []
+        self.singles: list[str] = []
+
+    def targets(self, config: Config) -> list[Target]:
+        return [Target(self.name, key) for key in self.keys]
+
+    def batchable(self, target: Target) -> bool:
+        return target.key != "solo"
+
+    async def run(self, target: Target, ctx: CheckContext) -> Findings:
+        self.singles.append(target.key)
+        return await super().run(target, ctx)
+
+    async def run_batch(self, targets: Sequence[Target],
+                        ctx: CheckContext) -> list[Findings | Exception]:
+        self.batches.append([t.key for t in targets])
+        await SlowCheck.run(self, targets[0], ctx)
+        outcomes: list[Findings | Exception] = []
+        for target in targets:
+            if target.key == "bad":
+                outcomes.append(LookupFailed(Answer("bad.example", "A", Outcome.SERVFAIL)))
+                continue
+            findings = Findings()
+            findings.add("deliverability_slow", 1, target=target.key)
+            outcomes.append(findings)
+        return outcomes
+
+
+async def _until_ready(scheduler: Scheduler, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if scheduler.ready():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{scheduler.pending_first_runs()} first runs still pending")
+
+
+async def test_batchable_targets_run_together_and_keep_results_of_their_own() -> None:
+    check = Batched(0.01, 60, [*(f"b{i}" for i in range(8)), "bad", "solo"])
+    store = Store()
+    scheduler = Scheduler([check], store, ctx())
+    scheduler.apply(scheduler.context)
+    assert scheduler.pending_first_runs() == 10
+    scheduler.start()
+    await _until_ready(scheduler)
+    await scheduler.stop()
+    assert sorted(len(b) for b in check.batches) == [1, 4, 4]
+    assert sorted(k for b in check.batches for k in b) == sorted([*(f"b{i}" for i in range(8)),
+                                                                  "bad"])
+    assert check.singles == ["solo"]
+    for key in [f"b{i}" for i in range(8)] + ["solo"]:
+        entry = store.get("batched", key)
+        assert entry is not None and entry.success, key
+    b3 = store.get("batched", "b3")
+    assert b3 is not None and list(b3.samples) == [
+        ("deliverability_slow", (("target", "b3"),))]  # its own samples, not its batch's
+    bad = store.get("batched", "bad")
+    assert bad is not None and not bad.success and "lookup failed" in bad.errors[0]
+
+
+async def test_a_batch_that_times_out_fails_each_of_its_targets() -> None:
+    check = Batched(5, 60, ["b0", "b1", "b2"])
+    store = Store()
+    scheduler = Scheduler([check], store, ctx())  # run_timeout: 1s
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    await _until_ready(scheduler)
+    await scheduler.stop()
+    for key in ("b0", "b1", "b2"):
+        entry = store.get("batched", key)
+        assert entry is not None and not entry.success
+        assert entry.errors == ("run timed out after 1s",)
+
+
+async def test_a_batch_that_crashes_fails_its_targets_and_no_other() -> None:
+    class Crashing(Batched):
+        async def run_batch(self, targets: Sequence[Target],
+                            ctx: CheckContext) -> list[Findings | Exception]:
+            if any(t.key == "b0" for t in targets):
+                raise RuntimeError("a bug")
+            return await super().run_batch(targets, ctx)
+
+    check = Crashing(0, 60, ["b0", "b1", "b2", "b3", "b4"])
+    store = Store()
+    scheduler = Scheduler([check], store, ctx())
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    await _until_ready(scheduler)
+    await scheduler.stop()
+    failed = sorted(e.target for e in store.snapshot() if not e.success)
+    assert failed == ["b0", "b1", "b2", "b3"]
+    first = store.get("batched", "b0")
+    assert first is not None and first.errors == ("internal error: RuntimeError: a bug",)
+    last = store.get("batched", "b4")
+    assert last is not None and last.success
+
+
+async def test_overruns_of_a_batch_count_each_of_its_targets() -> None:
+    check = Batched(0.25, 0.1, ["b0", "b1", "b2"])
+    scheduler = Scheduler([check], Store(), ctx())
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    await asyncio.sleep(0.9)
+    await scheduler.stop()
+    assert check.max_running == 1  # one batch, never overlapping itself
+    assert 2 <= len(check.batches) <= 4
+    assert scheduler.overruns["batched"] >= 2 * 3
+    assert scheduler.overruns["batched"] % 3 == 0
+
+
+async def test_reload_keeps_a_batch_for_its_remaining_targets_and_batches_new_ones() -> None:
+    check = Batched(0, 0.2, ["b0", "b1", "b2"])
+    store = Store()
+    scheduler = Scheduler([check], store, ctx())
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    await _until_ready(scheduler)
+    first_task = next(iter(scheduler._cohorts)).task
+    check.keys = ["b0", "b2", "n0", "n1"]
+    scheduler.apply(ctx())
+    assert store.get("batched", "b1") is None  # removed: its results go
+    await _until_ready(scheduler)
+    check.batches.clear()
+    await asyncio.sleep(0.5)
+    runs = {tuple(b) for b in check.batches}
+    assert runs == {("b0", "b2"), ("n0", "n1")}
+    assert any(c.task is first_task for c in scheduler._cohorts)  # its schedule kept
+    check.keys = []
+    scheduler.apply(ctx())
+    await asyncio.sleep(0.01)
+    assert not scheduler._cohorts
+    assert first_task is not None and first_task.cancelled()
+    await scheduler.stop()
+
+
+async def test_batches_of_runs_take_their_targets_worth_of_the_admission_window() -> None:
+    check = Batched(0.05, 60, [f"b{i}" for i in range(40)])
+    config = parse_config_text("scheduler: {jitter: 0, run_timeout: 5s, max_concurrent_runs: 8}")
+    scheduler = Scheduler([check], Store(), ctx(config))
+    scheduler.apply(scheduler.context)
+    scheduler.start()
+    await _until_ready(scheduler)
+    await scheduler.stop()
+    assert len(check.batches) == 10
+    assert check.max_running == 2  # 8 runs' worth: two batches of four
