@@ -69,23 +69,42 @@ def summary(findings: Findings | Exception) -> object:
             sorted((f.status, f.title) for f in findings.findings))
 
 
-async def test_a_batch_reports_what_a_run_per_ip_reports() -> None:
+async def test_a_batch_reports_what_a_run_per_ip_or_domain_reports() -> None:
     r = FakeResolver()
     for zone in ("bl.example", "two.example"):
         r.set(f"2.0.0.127.{zone}", "A", "127.0.0.2")
+    r.set("test.dbl.example", "A", "127.0.0.2")
     r.set("99.2.0.192.bl.example", "A", "127.0.0.2")
     r.set("99.2.0.192.bl.example", "TXT", "listed")
+    r.set("spammy.example.dbl.example", "A", "127.0.1.2")
+    r.set("spammy.example.dbl.example", "TXT", "spammy")
     r.set("11.2.0.192.two.example", "A", Outcome.TIMEOUT)  # its run fails; the others not
-    ctx = context(r, CONFIG)
+    ctx = context(r, CONFIG.replace("    - zone: two.example\n", "    - zone: two.example\n"
+                                    "    - {zone: dbl.example, type: domain}\n")
+                  + "domains: [spammy.example, clean.example]\n")
     check = DnsblCheck()
-    targets = ip_targets(check, ctx)
-    assert len(targets) == 4 and all(check.batchable(t) for t in targets)
+    targets = [t for t in check.targets(ctx.config) if check.batchable(t)]
+    assert sorted(str(t.param("kind")) for t in targets) == ["domain"] * 2 + ["ip"] * 4
+    assert not any(check.batchable(t) for t in check.targets(ctx.config)
+                   if t.param("kind") == "zone")
     batched = await check.run_batch(targets, ctx)
     single = [await DnsblCheck().run(t, ctx) for t in targets]
     assert [summary(f) for f in batched] == [summary(f) for f in single]
     by_key = dict(zip((t.key for t in targets), batched, strict=True))
     assert isinstance(by_key["192.0.2.11"], Findings) and by_key["192.0.2.11"].errors
     assert isinstance(by_key["192.0.2.10"], Findings) and not by_key["192.0.2.10"].errors
+    spammy = by_key["spammy.example"]
+    assert isinstance(spammy, Findings) and (
+        "deliverability_dnsbl_domain_listed",
+        (("domain", "spammy.example"), ("zone", "dbl.example")), 1.0) in spammy.samples
+
+
+def test_sender_hosts_are_run_alone() -> None:
+    check = DnsblCheck()
+    config = parse_config_text("dnsbl: {zones: [{zone: bl.example}]}\n"
+                               "senders: [{host: mail.example.org}]\n")
+    host = next(t for t in check.targets(config) if t.key == "mail.example.org")
+    assert not check.batchable(host)  # its addresses are looked up first, in its own run
 
 
 async def test_a_target_whose_report_breaks_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
