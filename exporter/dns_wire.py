@@ -17,6 +17,7 @@ than a small one drains.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import socket
@@ -387,13 +388,7 @@ class DatagramClient:
                 if rdtype in _PLAIN_TYPES else \
                 _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT
             pending_by_id[ident] = pending
-            try:
-                try:
-                    sock.send(packet)
-                except ConnectionRefusedError:  # an earlier ICMP error, as in _send: again
-                    sock.send(packet)
-            except OSError:
-                pass  # a full buffer is a lost packet: retried, as in _send
+            _send_connected(sock, packet)
             pending.deadline = time.monotonic() + self.timeout
             if self._sweeper is None and self._loop is not None:
                 self._sweeper = self._loop.call_later(self._tick, self._sweep)
@@ -445,13 +440,7 @@ class DatagramClient:
                 pending.packet = packet = pack(ident, _FLAGS, 1, 0, 0, 1) + pending.question \
                     + _OPT
             pending_by_id[ident] = pending
-            try:
-                try:
-                    sock.send(packet)
-                except ConnectionRefusedError:  # an earlier ICMP error, as in _send: again
-                    sock.send(packet)
-            except OSError:
-                pass  # a full buffer is a lost packet: retried, as in _send
+            _send_connected(sock, packet)
             pending.deadline = deadline
         if self._sweeper is None and self._loop is not None:
             self._sweeper = self._loop.call_later(self._tick, self._sweep)
@@ -459,20 +448,13 @@ class DatagramClient:
     def _send(self, pending: WireQuestion) -> None:
         sock = self._sock
         if sock is not None:
-            # try/except, not contextlib.suppress: that is two Python calls per packet.
-            try:
-                if self._connected:
-                    try:
-                        sock.send(pending.packet)
-                    except ConnectionRefusedError:
-                        # A connected socket reports an earlier ICMP "port unreachable" on
-                        # the next call, this one: the packet was not sent, so send it now.
-                        sock.send(pending.packet)
-                else:
+            if self._connected:
+                _send_connected(sock, pending.packet)
+            else:
+                # A full buffer (or a server still down) is a lost packet: retried.
+                with contextlib.suppress(OSError):
                     sock.sendto(pending.packet,
                                 self._addresses[pending.attempt % len(self._addresses)])
-            except OSError:
-                pass  # a full buffer (or a server still down) is a lost packet: retried
         pending.deadline = time.monotonic() + self.timeout
         if self._sweeper is None and self._loop is not None:
             self._sweeper = self._loop.call_later(self._tick, self._sweep)
@@ -555,6 +537,20 @@ class DatagramClient:
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+
+def _send_connected(sock: socket.socket, packet: bytes) -> None:
+    """Send on a connected socket; a lost packet is retried by the sweep, never raised."""
+    # try/except, not contextlib.suppress: that is two Python calls per packet.
+    try:
+        try:
+            sock.send(packet)
+        except ConnectionRefusedError:
+            # A connected socket reports an earlier ICMP "port unreachable" on the next
+            # call, this one: the packet was not sent, so send it now.
+            sock.send(packet)
+    except OSError:
+        pass  # a full buffer (or a server still down) is a lost packet: retried
 
 
 def _deliver(pending: WireQuestion, answer: Answer) -> None:
