@@ -1,6 +1,7 @@
 """One loop that keeps every (check, target) evaluated at its interval.
 
-Each pair has its own task: a first run soon after start (spread by jitter),
+Each pair has its own task (the targets of a :class:`BatchCheck` share one per
+batch, see ``Scheduler.apply``): a first run soon after start (spread by jitter),
 then one run per interval. A run never overlaps itself: when one takes longer
 than the interval, the slots it missed are skipped and counted as overruns,
 never queued. Every run has a timeout; a timed-out run is a failed run.
@@ -156,7 +157,6 @@ class Scheduler:
     _pending_first: int = 0
     _admission: Limiter | None = None
     _admission_size: int = 0
-    _batch_admission: dict[int, Limiter] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -252,23 +252,14 @@ class Scheduler:
         """The window of runs in progress: ten thousand senders must not all run at once.
 
         Without it every first run starts together, hundreds of thousands of tasks
-        hold memory and stall the loop past the DNS timeouts.
+        hold memory and stall the loop past the DNS timeouts. A batch takes a slot
+        per target.
         """
         size = self.config.scheduler.max_concurrent_runs
         if self._admission is None or size != self._admission_size:
             self._admission = Limiter(size)
             self._admission_size = size
         return self._admission
-
-    def _admit_batch(self, targets: int) -> Limiter:
-        """The same window for batches of ``targets``: ``max_concurrent_runs`` counts
-        their targets, so a batch of 16 takes 16 runs' worth (at least two batches run,
-        so one waiting for a slow answer does not stall the rest)."""
-        slots = max(2, self.config.scheduler.max_concurrent_runs // max(1, targets))
-        limiter = self._batch_admission.get(slots)
-        if limiter is None:
-            limiter = self._batch_admission[slots] = Limiter(slots)
-        return limiter
 
     def run_timeout(self) -> float:
         return self.config.scheduler.run_timeout
@@ -339,9 +330,15 @@ class Scheduler:
         while cohort.jobs:
             interval = check.interval(self.config)
             jobs = list(cohort.jobs)
-            async with self._admit_batch(batch_size(check)):
+            # A batch takes a slot of the admission window per target, as their own
+            # runs would (a batch left small by reloads takes only what it holds).
+            admission, weight = self._admit(), len(jobs)
+            await admission.acquire(weight)
+            try:
                 results = await run_batch_once(check, [job.target for job in jobs],
                                                self.context, self.run_timeout())
+            finally:
+                admission.release(weight)
             for job, result in zip(jobs, results, strict=True):
                 self._record(job, result)
             now = loop.time()

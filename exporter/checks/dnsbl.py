@@ -437,7 +437,12 @@ class DnsblCheck:
                 return
             plan = self._plan(ctx, label)
             items = [targets[n].key for n in numbers]
-            found = await self._verdicts(items, plan)
+            try:
+                found = await self._verdicts(items, plan)
+            except Exception as exc:  # a bug: this kind's targets fail, not the other's
+                for n in numbers:
+                    outcomes[n] = exc
+                return
             for n, item, (healths, verdicts) in zip(numbers, items, found, strict=True):
                 findings = Findings()
                 try:

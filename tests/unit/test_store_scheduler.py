@@ -359,3 +359,20 @@ async def test_batches_of_runs_take_their_targets_worth_of_the_admission_window(
     await scheduler.stop()
     assert len(check.batches) == 10
     assert check.max_running == 2  # 8 runs' worth: two batches of four
+
+
+async def test_batches_and_single_runs_share_one_admission_window() -> None:
+    check = Batched(0.05, 60, [f"b{i}" for i in range(16)])
+    solo = SlowCheck(0.05, 60)
+    config = parse_config_text("scheduler: {jitter: 0, run_timeout: 5s, max_concurrent_runs: 6}")
+    scheduler = Scheduler([check, solo], Store(), ctx(config))
+    scheduler.apply(scheduler.context)
+    busy: list[int] = []
+    scheduler.start()
+    while not scheduler.ready():
+        # Targets in progress: four per batch under way, one per single run.
+        busy.append(4 * check.running + solo.running)
+        await asyncio.sleep(0.005)
+    await scheduler.stop()
+    assert max(busy) <= 6  # a batch of four and the single run fit; two batches do not
+    assert check.max_running == 1
