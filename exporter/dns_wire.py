@@ -374,24 +374,8 @@ class DatagramClient:
         else:  # question_wire, inline: the common case, a blocklist A question
             question = labels + _A_TAIL
         pending.question = question
-        sock = self._sock
-        if sock is None:
+        if self._sock is None:
             self._open()
-        elif self._connected and not self._waiting and len(self._pending) < self.window:
-            # _start and _send, inline: this is once per question of a cycle.
-            pending_by_id = self._pending
-            ident = random.getrandbits(16)
-            while ident in pending_by_id:
-                ident = random.getrandbits(16)
-            pending.packet = packet = _HEADER.pack(ident, _FLAGS, 1, 0, 0, 0) + question \
-                if rdtype in _PLAIN_TYPES else \
-                _HEADER.pack(ident, _FLAGS, 1, 0, 0, 1) + question + _OPT
-            pending_by_id[ident] = pending
-            _send_connected(sock, packet)
-            pending.deadline = time.monotonic() + self.timeout
-            if self._sweeper is None and self._loop is not None:
-                self._sweeper = self._loop.call_later(self._tick, self._sweep)
-            return True
         if self._waiting or len(self._pending) >= self.window:
             self._waiting.append(pending)
         else:
@@ -399,8 +383,8 @@ class DatagramClient:
         return True
 
     def _start(self, pending: WireQuestion) -> None:
-        # ``send`` and ``_send_waiting`` repeat this and ``_send`` inline for their common
-        # cases: keep them in step.
+        # ``_send_waiting`` repeats this and ``_send`` inline for its common case: keep
+        # them in step.
         ident = random.getrandbits(16)
         while ident in self._pending:
             ident = random.getrandbits(16)
