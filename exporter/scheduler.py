@@ -126,20 +126,21 @@ def in_shard(key: str, shard: tuple[int, int]) -> bool:
 class _Job:
     check: Check
     target: Target
-    task: asyncio.Task[None] | None = None
     done_first: bool = False
     #: How the previous run went (None before the first): failures are logged when they start.
     last_success: bool | None = None
-    #: The batch this target is run in (its task runs them all), if any.
+    #: The schedule this target is run on (set when it is planned).
     cohort: _Cohort | None = None
 
 
 @dataclass(slots=True, eq=False)
 class _Cohort:
-    """Targets of one :class:`BatchCheck` run together, on one schedule, by one task."""
+    """Targets run together, on one schedule, by one task: a single target, or a batch
+    of a :class:`BatchCheck`'s targets (``batched``)."""
 
-    check: BatchCheck
+    check: Check
     jobs: list[_Job]
+    batched: bool = False
     task: asyncio.Task[None] | None = None
 
 
@@ -186,14 +187,15 @@ class Scheduler:
                 self._pending_first -= 1
             if job.cohort is not None:
                 self._leave(job, job.cohort)
-            elif job.task is not None:
-                job.task.cancel()
         # Removed pairs, and pairs whose target changed its parameters, lose their results.
         self.store.retain(k for k in plan if k in self._jobs)
         forming: dict[str, _Cohort] = {}  # by check: the batch new targets join
         for key, (check, target) in plan.items():
             if key in self._jobs:
-                self._jobs[key].check = check
+                job = self._jobs[key]
+                job.check = check
+                if job.cohort is not None:
+                    job.cohort.check = check
                 continue
             job = _Job(check, target)
             self._jobs[key] = job
@@ -202,12 +204,13 @@ class Scheduler:
             if size > 1 and cast(BatchCheck, check).batchable(target):
                 cohort = forming.get(check.name)
                 if cohort is None or len(cohort.jobs) >= size:
-                    cohort = forming[check.name] = _Cohort(cast(BatchCheck, check), [])
+                    cohort = forming[check.name] = _Cohort(check, [], batched=True)
                     self._cohorts.add(cohort)
                 cohort.jobs.append(job)
-                job.cohort = cohort
-            elif self._started:
-                job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
+            else:
+                cohort = _Cohort(check, [job])
+                self._cohorts.add(cohort)
+            job.cohort = cohort
         if self._started:
             self._start_cohorts()
 
@@ -221,22 +224,16 @@ class Scheduler:
 
     def start(self) -> None:
         self._started = True
-        for key, job in self._jobs.items():
-            if job.task is None and job.cohort is None:
-                job.task = asyncio.create_task(self._loop(job), name=f"{key[0]}:{key[1]}")
         self._start_cohorts()
 
     def _start_cohorts(self) -> None:
         for cohort in self._cohorts:
             if cohort.task is None:
-                first = cohort.jobs[0].target.key
                 cohort.task = asyncio.create_task(
-                    self._cohort_loop(cohort),
-                    name=f"{cohort.check.name}:{first}+{len(cohort.jobs) - 1}")
+                    self._cohort_loop(cohort), name=f"{cohort.check.name}:{_members(cohort)}")
 
     async def stop(self) -> None:
-        tasks = [j.task for j in self._jobs.values() if j.task is not None]
-        tasks += [c.task for c in self._cohorts if c.task is not None]
+        tasks = [c.task for c in self._cohorts if c.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -302,25 +299,6 @@ class Scheduler:
             next_start += missed * interval
         return next_start
 
-    async def _loop(self, job: _Job) -> None:
-        check, target = job.check, job.target
-        jitter = self.config.scheduler.jitter
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(random.random() * jitter * FIRST_RUN_SPREAD)
-        next_start = loop.time()
-        while True:
-            interval = check.interval(self.config)
-            async with self._admit():
-                result = await run_once(check, target, self.context, self.run_timeout())
-            if self._jobs.get((check.name, target.key)) is not job:
-                return  # removed by a reload while it ran
-            self._record(job, result)
-            now = loop.time()
-            next_start = self._next_start(check, target.key, 1, result.duration, next_start,
-                                          interval, now)
-            delay = next_start - now + random.uniform(0, jitter * interval * 0.1)
-            await asyncio.sleep(max(0.0, delay))
-
     async def _cohort_loop(self, cohort: _Cohort) -> None:
         check = cohort.check
         jitter = self.config.scheduler.jitter
@@ -335,15 +313,25 @@ class Scheduler:
             admission, weight = self._admit(), len(jobs)
             await admission.acquire(weight)
             try:
-                results = await run_batch_once(check, [job.target for job in jobs],
-                                               self.context, self.run_timeout())
+                if cohort.batched:
+                    results = await run_batch_once(
+                        cast(BatchCheck, check), [job.target for job in jobs], self.context,
+                        self.run_timeout())
+                else:
+                    results = [await run_once(check, jobs[0].target, self.context,
+                                              self.run_timeout())]
             finally:
                 admission.release(weight)
             for job, result in zip(jobs, results, strict=True):
                 self._record(job, result)
             now = loop.time()
-            next_start = self._next_start(check, f"{jobs[0].target.key} and {len(jobs) - 1} "
-                                          "more", len(jobs), results[0].duration, next_start,
-                                          interval, now)
+            next_start = self._next_start(check, _members(cohort), len(jobs),
+                                          results[0].duration, next_start, interval, now)
             delay = next_start - now + random.uniform(0, jitter * interval * 0.1)
             await asyncio.sleep(max(0.0, delay))
+
+
+def _members(cohort: _Cohort) -> str:
+    """The targets of a schedule, for task names and logs."""
+    first = cohort.jobs[0].target.key if cohort.jobs else "(none)"
+    return first if len(cohort.jobs) == 1 else f"{first} and {len(cohort.jobs) - 1} more"
