@@ -41,7 +41,7 @@ from typing import Any
 from bench import report
 from bench.dnsperf import run_dnsperf, write_query_file
 from bench.spf_dedup import measure_dedup
-from bench.stack import BenchData, BenchStack, blocklists, generate, spf_zones
+from bench.stack import BenchData, BenchStack, blocklists, generate, spf_zones, udp_receive_drops
 from tests.integration.stack import STACK_BINARIES, which
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,14 +149,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
+#: What is kept of every try beside its rate: the tool's questions, the resolver's CPU
+#: for them and the datagrams dropped meanwhile, so that the report can say what
+#: answering each try cost the resolver.
+_PER_TRY = ("queries_sent", "sent", "unbound_cpu_seconds", "rbldnsd_cpu_seconds",
+            "udp_receive_drops")
+
+
 def _best_attempt(tried: list[dict[str, Any]]) -> dict[str, Any]:
     """The fastest try without failed runs (the fastest of all when every one failed),
-    with every try's rate (and failed runs), in the order tried, kept beside it."""
+    with every try's rate, failed runs, questions and resolver CPU, in the order tried,
+    kept beside it."""
     best = max(tried, key=lambda r: (r.get("failed_runs", 0) == 0, r["queries_per_second"]))
     if len(tried) == 1:
         return best
     return dict(best, attempts=[r["queries_per_second"] for r in tried],
-                attempts_failed_runs=[r.get("failed_runs", 0) for r in tried])
+                attempts_failed_runs=[r.get("failed_runs", 0) for r in tried],
+                **{f"attempts_{key}": [r[key] for r in tried]
+                   for key in _PER_TRY if all(key in r for r in tried)})
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -189,6 +199,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         def measure_cell(conc: int, tool: str) -> None:
             stack.restart_unbound()
             for phase in report.PHASES:  # cold on a fresh unbound, then warm on its cache
+                daemons, drops = stack.daemon_cpu_seconds(), udp_receive_drops()
                 if tool == "exporter":
                     result = run_exporter(configs[conc])
                 elif tool == "dnsperf":
@@ -197,6 +208,11 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     result = run_floor(query_file, stack.resolver_port, conc)
                 else:
                     result = run_baseline(subset_file, stack.resolver_port, conc)
+                spent, dropped = stack.daemon_cpu_seconds(), udp_receive_drops()
+                if drops is not None and dropped is not None:
+                    result["udp_receive_drops"] = dropped - drops
+                result.update({f"{name}_cpu_seconds": spent[name] - daemons[name]
+                               for name in spent if name in daemons})
                 tried.setdefault((conc, tool, phase), []).append(result)
                 _say(f"  c={conc:<5} {tool:<9} {phase}: "
                      f"{result['queries_per_second']:>10,.0f} q/s "
@@ -263,6 +279,12 @@ def print_report(results: dict[str, Any], out: Path) -> None:
          f"dnspython asyncresolver q/s (on a {results['baseline_questions']:,}-question subset)")
     _say("Targets (issue 7; reported, not asserted):")
     _say(report.verdict_text(verdicts))
+    resolver = report.resolver_text(results["runs"])
+    if resolver:
+        _say("What answering each tool cost unbound, the bottleneck when it is cold, and "
+             "the datagrams the kernel dropped meanwhile (median over tries and "
+             "concurrencies, range in brackets)")
+        _say(resolver)
     floor = report.floor_text(results["runs"])
     if floor:
         _say("For reference, not a target: the least a Python client does (bench/floor.py), "

@@ -157,6 +157,58 @@ def floor_text(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _resolver_tries(cell: dict[str, Any]) -> list[tuple[float, float, float, int | None]]:
+    """A cell's (rate, questions, unbound CPU seconds, datagrams dropped) per try; empty
+    when the harness did not read the resolver's CPU (results from before it did, or no
+    ``/proc``). Drops are None where they were not read."""
+    if "attempts" not in cell:
+        questions = cell.get("queries_sent", cell.get("sent"))
+        cpu = cell.get("unbound_cpu_seconds")
+        if questions is None or cpu is None:
+            return []
+        return [(float(cell["queries_per_second"]), float(questions), float(cpu),
+                 cell.get("udp_receive_drops"))]
+    questions = cell.get("attempts_queries_sent", cell.get("attempts_sent"))
+    cpus = cell.get("attempts_unbound_cpu_seconds")
+    if questions is None or cpus is None:
+        return []
+    drops = cell.get("attempts_udp_receive_drops") or [None] * len(cpus)
+    return [(float(r), float(q), float(c), d)
+            for r, q, c, d in zip(cell["attempts"], questions, cpus, drops, strict=True)]
+
+
+def _spread(values: list[float], unit: str) -> str:
+    return f"{statistics.median(values):,.0f}{unit} ({min(values):,.0f}–{max(values):,.0f})"
+
+
+def resolver_text(runs: list[dict[str, Any]]) -> str:
+    """Per phase and tool: unbound's CPU per question, how busy it was, and the
+    datagrams dropped for full receive buffers while the tool ran.
+
+    When unbound is busy all of a run's wall time it was the bottleneck, and the
+    tool's rate is unbound's rate; its CPU per question then shows what else
+    slowed it (the tool's own CPU on shared cores, or a busy machine: a rise in
+    dnsperf's own tries is the machine's). A drop is a question unbound asks
+    rbldnsd again after its timeout.
+    """
+    lines = []
+    for phase in PHASES:
+        parts, busy = [], []
+        for tool in ("dnsperf", "floor", "exporter"):
+            tries = [t for r in runs if tool in r for t in _resolver_tries(r[tool][phase])]
+            per_question = [cpu / q * 1e6 for _, q, cpu, _ in tries if q]
+            if not per_question:
+                continue
+            drops = [float(d) for *_, d in tries if d is not None]
+            parts.append(f"{tool} {_spread(per_question, ' µs')}"
+                         + (f", {_spread(drops, ' drops')}" if drops else ""))
+            busy += [cpu * rate / q for rate, q, cpu, _ in tries if q]
+        if parts:
+            lines.append(f"  {phase}: unbound busy {min(busy):.0%}–{max(busy):.0%} of the "
+                         f"runs' wall time; its CPU per question: {'; '.join(parts)}")
+    return "\n".join(lines)
+
+
 def verdict_text(items: list[dict[str, Any]]) -> str:
     return "\n".join(f"  {'PASS' if v['pass'] else 'MISS'}  {v['target']}: {v['measured']}"
                      for v in items)

@@ -11,6 +11,7 @@ the integration stack's own configuration, unchanged.
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -101,6 +102,24 @@ def spf_zones(n_domains: int) -> list[Zone]:
             Zone("provider.test", "\n".join(provider) + "\n")]
 
 
+def udp_receive_drops() -> int | None:
+    """Datagrams the kernel has dropped for a full receive buffer so far, machine-wide
+    (``RcvbufErrors`` in ``/proc/net/snmp``); None without ``/proc``.
+
+    On the bench stack such a drop is nearly always a question unbound forwarded to
+    rbldnsd (whose buffer is a fixed 208 KB): unbound asks again after its timeout,
+    and the run waits that long for the answer.
+    """
+    try:
+        lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+                 if line.startswith("Udp:")]
+    except OSError:
+        return None
+    if len(lines) < 2 or "RcvbufErrors" not in lines[0]:
+        return None
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
 class BenchStack(DnsStack):
     """The integration DnsStack with long TTLs, large caches and a restartable unbound."""
 
@@ -132,6 +151,27 @@ class BenchStack(DnsStack):
         if self._unbound is not None:
             self._unbound.stop()
         self._start_unbound()
+
+    def daemon_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user and system) unbound and rbldnsd have used so far, by name.
+
+        Read from ``/proc``; a daemon not running, or a system without ``/proc``, is
+        left out. The difference across a tool's run is what answering it cost the
+        resolver: on a machine whose cores the tool shares, that cost is its throughput.
+        """
+        out: dict[str, float] = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for name, daemon in (("unbound", self._unbound), ("rbldnsd", self._rbldnsd)):
+            if daemon is None or daemon.proc is None:
+                continue
+            try:
+                stat = Path(f"/proc/{daemon.proc.pid}/stat").read_text()
+            except OSError:
+                continue
+            # The fields after the command name, which is in parentheses and may hold spaces.
+            fields = stat.rpartition(")")[2].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / tick
+        return out
 
     def unbound_stats(self) -> dict[str, float]:
         """``unbound-control stats_noreset`` as numbers (total.num.queries, ...)."""

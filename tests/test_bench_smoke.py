@@ -33,7 +33,8 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     text = res.stdout
-    for heading in ("exporter/ceiling", "exporter/baseline", "Targets (issue 7"):
+    for heading in ("exporter/ceiling", "exporter/baseline", "Targets (issue 7",
+                    "its CPU per question: dnsperf "):
         assert heading in text, text
     assert "PASS" in text or "MISS" in text
 
@@ -56,6 +57,12 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
             assert perf["queries_completed"] == results["questions"]
             floor = run["floor"][phase]  # the Python floor asked every question too
             assert floor["answered"] == results["questions"] and floor["lost"] == 0
+            # What answering each tool cost unbound (from /proc: in clock ticks, so a
+            # small warm run may cost none).
+            spent = [run[tool][phase]["unbound_cpu_seconds"]
+                     for tool in ("exporter", "dnsperf", "floor")]
+            assert min(spent) >= 0 and (phase == "warm" or sum(spent) > 0), (phase, spent)
+            assert run["exporter"][phase]["udp_receive_drops"] >= 0
             base = run["baseline"][phase]
             assert base["questions"] == results["baseline_questions"]
             assert sum(base["outcomes"].values()) == base["questions"]

@@ -298,6 +298,9 @@ class _ZonePlan:
         return _settle_all(resolver.submit_many("A", names, labels, keys * len(prefixes), sent))
 
 
+#: A batch's report reads the resolver's socket once per this many targets.
+_REPORTS_PER_POLL = 4
+
 #: Module constants: reading a member off the enum class goes through its metaclass.
 _NXDOMAIN = Outcome.NXDOMAIN
 #: ``Sample``'s own ``__new__`` is a Python function; the commonest sample is built
@@ -443,7 +446,14 @@ class DnsblCheck:
                 for n in numbers:
                     outcomes[n] = exc
                 return
-            for n, item, (healths, verdicts) in zip(numbers, items, found, strict=True):
+            # Working out the verdicts and the report of a batch is a stretch of a
+            # millisecond or more: the socket is read after the verdicts and every few
+            # targets, so the upstream is not left without questions meanwhile.
+            poll = plan.bulk[0].poll if plan.bulk is not None else None
+            for k, (n, item, (healths, verdicts)) in enumerate(
+                    zip(numbers, items, found, strict=True)):
+                if poll is not None and not k % _REPORTS_PER_POLL:
+                    poll()
                 findings = Findings()
                 try:
                     self._report(item, label, plan, healths, verdicts, findings)

@@ -102,3 +102,35 @@ def test_tries_from_before_they_were_taken_together_are_not_paired() -> None:
     assert report.paired_ratios(runs, "cold") == []
     cold = _verdict(runs, "cold")
     assert cold["value"] == pytest.approx(0.9) and "paired" not in cold["measured"]
+
+
+def test_the_resolver_cost_per_question_and_its_busy_share() -> None:
+    def tries(rates: list[float], cpus: list[float],
+              drops: list[int] | None = None) -> dict[str, Any]:
+        cells = [dict(_cell([q]), queries_sent=1000, unbound_cpu_seconds=c)
+                 for q, c in zip(rates, cpus, strict=True)]
+        for cell, d in zip(cells, drops or [], strict=False):
+            cell["udp_receive_drops"] = d
+        return _best_attempt(cells)
+
+    runs: list[dict[str, Any]] = [{
+        "concurrency": 64,
+        # 1,000 questions at 100 q/s take 10 s; unbound busy 9 of them is 9 ms a question.
+        "dnsperf": {"cold": tries([100.0, 100.0], [9.0, 9.9], [0, 40]),
+                    "warm": tries([500.0, 500.0], [0.5, 0.5])},
+        "exporter": {"cold": tries([100.0, 50.0], [9.5, 19.0], [1200, 2000]),
+                     "warm": tries([400.0, 400.0], [0.6, 0.6])},
+    }]
+    assert runs[0]["exporter"]["cold"]["attempts_unbound_cpu_seconds"] == [9.5, 19.0]
+    assert runs[0]["exporter"]["cold"]["attempts_udp_receive_drops"] == [1200, 2000]
+    text = report.resolver_text(runs)
+    assert ("cold: unbound busy 90%–99% of the runs' wall time; its CPU per question: "
+            "dnsperf 9,450 µs (9,000–9,900), 20 drops (0–40); "
+            "exporter 14,250 µs (9,500–19,000), 1,600 drops (1,200–2,000)" in text), text
+    # Drops not read (no /proc/net/snmp): the CPU is still reported.
+    assert "warm: unbound busy 24%–25% of the runs' wall time; its CPU per question: " \
+           "dnsperf 500 µs (500–500); exporter 600 µs (600–600)" in text, text
+    # Results from before the harness read the resolver's CPU: nothing to say.
+    del runs[0]["dnsperf"]["cold"]["attempts_unbound_cpu_seconds"]
+    del runs[0]["exporter"]["cold"]["attempts_unbound_cpu_seconds"]
+    assert "cold" not in report.resolver_text(runs)

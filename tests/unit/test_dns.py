@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -286,3 +288,64 @@ async def test_submit_many_caches_joins_and_counts_and_asks_again(server, transp
                                  sent)
     assert [(await settle(a)).outcome for a in again] == [Outcome.SERVFAIL, Outcome.OK]
     assert sent == {"y": 1, "z": 2}  # the failure is asked again, the answer is cached
+
+
+class _SlowNames(list[str]):
+    """Query names that take a while to produce at one point: the stretch of work in
+    which ``submit_many`` must not leave the upstream idle. At ``at`` it lets the
+    (synchronous) upstream answer everything sent so far, as a real one would have."""
+
+    def __init__(self, names: list[str], at: int, meanwhile: Callable[[], None]) -> None:
+        super().__init__(names)
+        self.at, self.meanwhile = at, meanwhile
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for i, name in enumerate(list.__iter__(self)):
+            if i == self.at:
+                self.meanwhile()
+            yield name
+
+
+def _answer_all(sock: socket.socket) -> int:
+    """Answer (A 127.0.0.2) every question waiting on ``sock``; how many there were."""
+    answered = 0
+    while True:
+        try:
+            data, addr = sock.recvfrom(4096)
+        except BlockingIOError:
+            return answered
+        sock.sendto(a_record(dns.message.from_wire(data)).to_wire(), addr)
+        answered += 1
+
+
+async def test_a_long_stretch_of_submitting_reads_answers_and_keeps_the_window_full() -> None:
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    upstream.setblocking(False)
+    resolver = DnsResolver(Upstream(("127.0.0.1",), upstream.getsockname()[1]), timeout=5,
+                           attempts=1, max_in_flight=4)
+    answered: list[int] = []
+
+    def upstream_answers() -> None:
+        time.sleep(0.05)  # the questions reach it
+        answered.append(_answer_all(upstream))
+        time.sleep(0.05)  # its answers come back
+
+    names = [f"n{i}.example" for i in range(70)]
+    try:
+        # No await: without reading the socket inside submit_many, 4 questions would go
+        # out and 66 wait until the loop came round.
+        asked = resolver.submit_many("A", _SlowNames(names, 64, upstream_answers),
+                                     [None] * 70, ["k"] * 70, None)
+        assert answered == [4]
+        assert [a.done() for a in asked[:4]] == [True] * 4  # type: ignore[union-attr]
+        assert all(a.result().outcome is Outcome.OK for a in asked[:4])  # type: ignore[union-attr]
+        time.sleep(0.05)
+        assert _answer_all(upstream) == 4  # the window was refilled at once
+        # A caller's own stretch can do the same.
+        time.sleep(0.05)
+        resolver.poll()
+        assert sum(a.done() for a in asked) == 8  # type: ignore[union-attr]
+    finally:
+        resolver.close()
+        upstream.close()

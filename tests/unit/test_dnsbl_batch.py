@@ -177,3 +177,21 @@ async def test_a_zone_with_a_budget_spends_it_on_every_question_of_a_batch(
     assert all(r.success for r in results)
     asked = [q for q in server.queries if q.endswith(".bl.example.")]
     assert budgets["bl.example"].spent_today == len(asked) > 4
+
+
+async def test_a_batch_reads_the_socket_while_it_reports(
+        upstream: tuple[LoopbackServer, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The report of 16 targets is a stretch of a millisecond or more: the resolver's
+    # answers are read every few targets so that its queue does not run dry meanwhile.
+    _, port = upstream
+    senders = [f"192.0.2.{n}" for n in range(20, 29)]
+    config = parse_config_text(CONFIG.split("senders:")[0] + f"senders: {senders}\n")
+    resolver = DnsResolver(Upstream(("127.0.0.1",), port), timeout=1, attempts=1)
+    polls: list[int] = []
+    monkeypatch.setattr(resolver, "poll", lambda: polls.append(1))
+    ctx = build_context(config, resolver)
+    check = DnsblCheck()
+    results = await run_batch_once(check, ip_targets(check, ctx), ctx, 5)
+    assert [r.success for r in results] == [True] * 9
+    assert len(polls) == 3  # after the verdicts, then after the 4th and the 8th target
+    resolver.close()
