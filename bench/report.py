@@ -157,24 +157,27 @@ def floor_text(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _per_try(cell: dict[str, Any], key: str) -> list[Any] | None:
+    """A cell's ``key`` for each try, in the order tried (one try: the cell's own);
+    None when the harness did not record it."""
+    if "attempts" not in cell:
+        return [cell[key]] if key in cell else None
+    values = cell.get(f"attempts_{key}")
+    return list(values) if values is not None else None
+
+
 def _resolver_tries(cell: dict[str, Any]) -> list[tuple[float, float, float, int | None]]:
     """A cell's (rate, questions, unbound CPU seconds, datagrams dropped) per try; empty
     when the harness did not read the resolver's CPU (results from before it did, or no
     ``/proc``). Drops are None where they were not read."""
-    if "attempts" not in cell:
-        questions = cell.get("queries_sent", cell.get("sent"))
-        cpu = cell.get("unbound_cpu_seconds")
-        if questions is None or cpu is None:
-            return []
-        return [(float(cell["queries_per_second"]), float(questions), float(cpu),
-                 cell.get("udp_receive_drops"))]
-    questions = cell.get("attempts_queries_sent", cell.get("attempts_sent"))
-    cpus = cell.get("attempts_unbound_cpu_seconds")
+    rates = cell.get("attempts", [cell.get("queries_per_second", 0.0)])
+    questions = _per_try(cell, "queries_sent") or _per_try(cell, "sent")
+    cpus = _per_try(cell, "unbound_cpu_seconds")
     if questions is None or cpus is None:
         return []
-    drops = cell.get("attempts_udp_receive_drops") or [None] * len(cpus)
+    drops = _per_try(cell, "udp_receive_drops") or [None] * len(cpus)
     return [(float(r), float(q), float(c), d)
-            for r, q, c, d in zip(cell["attempts"], questions, cpus, drops, strict=True)]
+            for r, q, c, d in zip(rates, questions, cpus, drops, strict=True)]
 
 
 def _spread(values: list[float], unit: str) -> str:
