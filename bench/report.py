@@ -96,7 +96,8 @@ def _percentages(ratios: list[float]) -> str:
     return ", ".join(f"{r:.1%}" for r in ratios)
 
 
-def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[dict[str, Any]]:
+def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None,
+             render_set: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """PASS/MISS per target. Throughput: the median over tries of the exporter's best rate
     (over concurrency) against dnsperf's best in the same try; one try: best against best."""
     out: list[dict[str, Any]] = []
@@ -123,15 +124,7 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[d
         out.append({"target": target, "measured": measured, "value": got,
                     "pass": got >= share, "paired_ratios": ratios, "best_ratio": best})
     exps = [r["exporter"][p] for r in runs for p in PHASES]
-    slowest = max(exps, key=lambda x: x["render_first_seconds"])
-    render, series = slowest["render_first_seconds"], slowest["series"]
-    note = "" if series >= RENDER_SERIES else f"; only {series:,} series, target is for 250,000"
-    out.append({
-        "target": f"/metrics of {RENDER_SERIES:,} series <= {RENDER_SECONDS:g} s "
-                  "(slowest first render after a cycle)",
-        "measured": f"{render:.3f} s for {series:,} series{note}",
-        "value": render, "pass": render <= RENDER_SECONDS,
-    })
+    out.append(_render_verdict(exps, render_set))
     rss = max(x["peak_rss_mb"] for x in exps)
     out.append({"target": f"peak RSS <= {RSS_MB:g} MB", "measured": f"{rss:.0f} MB",
                 "value": rss, "pass": rss <= RSS_MB})
@@ -144,6 +137,31 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None) -> list[d
             "value": sent, "pass": sent == 1,
         })
     return out
+
+
+def _render_verdict(exps: list[dict[str, Any]],
+                    render_set: dict[str, Any] | None) -> dict[str, Any]:
+    """The first ``/metrics`` after a cycle, the slowest of the tries' cycles; and, when
+    the harness ran one (``render_set``), after a cycle with enough senders for the
+    target's series count, which the 10,000 × 20 set alone falls short of."""
+    target = f"/metrics of {RENDER_SERIES:,} series <= {RENDER_SECONDS:g} s"
+    slowest = max(exps, key=lambda x: x["render_first_seconds"])
+    render, series = slowest["render_first_seconds"], slowest["series"]
+    cycles = f"{render:.3f} s for {series:,} series (slowest first render after a cycle)"
+    if render_set is None:
+        note = "" if series >= RENDER_SERIES else f"; only {series:,} series, target is for " \
+            f"{RENDER_SERIES:,}"
+        return {"target": target, "measured": cycles + note, "value": render,
+                "pass": render <= RENDER_SECONDS and series >= RENDER_SERIES}
+    big, big_series = render_set["render_first_seconds"], render_set["series"]
+    # Both count: the larger set's one render, and every cycle's first render.
+    value = max(big, render)
+    return {"target": target,
+            "measured": f"{big:.3f} s for {big_series:,} series (first render after a cycle "
+                        f"of {render_set['senders']:,} senders); {cycles}",
+            "value": value,
+            "pass": value <= RENDER_SECONDS and big_series >= RENDER_SERIES
+            and render_set["failed_runs"] == 0}
 
 
 def floor_text(runs: list[dict[str, Any]]) -> str:

@@ -74,3 +74,8 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
     # (a retransmission on a loaded machine may add one or two).
     assert dedup["domains"] + 1 <= dedup["unbound_queries"] < 2 * dedup["domains"]
     assert {v["target"].split(" ")[0] for v in results["verdicts"]} >= {"cycle", "peak"}
+    # The render verdict's larger cycle: senders added until /metrics held enough series.
+    render_set = results["render_set"]
+    assert render_set["series"] >= results["params"]["render_series"] > cycle["series"]
+    assert render_set["senders"] > ips and render_set["failed_runs"] == 0
+    assert f"{render_set['senders']:,} senders" in text

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from bench import report
-from bench.dnsbl import _best_attempt
+from bench.dnsbl import _best_attempt, extra_senders
+from bench.stack import generate
 
 
 def _cell(rates: list[float], failed: list[int] | None = None) -> dict[str, Any]:
@@ -134,3 +135,38 @@ def test_the_resolver_cost_per_question_and_its_busy_share() -> None:
     del runs[0]["dnsperf"]["cold"]["attempts_unbound_cpu_seconds"]
     del runs[0]["exporter"]["cold"]["attempts_unbound_cpu_seconds"]
     assert "cold" not in report.resolver_text(runs)
+
+
+def _render(runs: list[dict[str, Any]], render_set: dict[str, Any] | None) -> dict[str, Any]:
+    return next(v for v in report.verdicts(runs, None, render_set)
+                if v["target"].startswith("/metrics"))
+
+
+def test_the_render_target_needs_its_series_count() -> None:
+    runs = [_run(64, {"cold": [90.0], "warm": [31.0]}, {"cold": [100.0], "warm": [100.0]})]
+    for phase in report.PHASES:
+        runs[0]["exporter"][phase].update(series=242_132, render_first_seconds=0.5)
+    # A fast render of fewer series than the target's does not show the target.
+    short = _render(runs, None)
+    assert not short["pass"] and "only 242,132 series" in short["measured"]
+    big = {"senders": 10_400, "series": 251_000, "render_first_seconds": 0.6,
+           "render_second_seconds": 0.1, "failed_runs": 0}
+    verdict = _render(runs, big)
+    assert verdict["pass"] and verdict["value"] == pytest.approx(0.6)
+    assert verdict["measured"].startswith("0.600 s for 251,000 series (first render after "
+                                          "a cycle of 10,400 senders); 0.500 s for 242,132")
+    # Every render counts: a slow first render of a smaller cycle fails it too.
+    runs[0]["exporter"]["warm"]["render_first_seconds"] = 1.2
+    assert not _render(runs, big)["pass"]
+    runs[0]["exporter"]["warm"]["render_first_seconds"] = 0.5
+    # So does a larger set that fell short of the count, or did not finish its runs.
+    assert not _render(runs, dict(big, series=249_999))["pass"]
+    assert not _render(runs, dict(big, failed_runs=1))["pass"]
+
+
+def test_extra_senders_follow_the_generated_ones() -> None:
+    data = generate(3, 2)
+    assert data.ips[-1] == "198.18.0.3"
+    assert extra_senders(data, 2) == ["198.18.0.4", "198.18.0.5"]
+    with pytest.raises(ValueError, match="do not fit"):
+        extra_senders(data, 200_000)
