@@ -13,6 +13,9 @@ from the previous pass), it measures
 3. the Python floor: the least a Python client does to ask them (bench.floor);
 4. the baseline: dnspython's asyncresolver in a semaphore loop (bench.baseline),
    on a fixed-size random subset of the questions, reported as a rate;
+5. the other Python peers the issue names, when installed (bench/requirements.txt):
+   aiodns in the same loop on the same subset, and pydnsbl's checker on as many
+   random IPs as make that many questions (bench.peers);
 
 the first three ``--repeat`` times (default 3), one right after the other at
 each concurrency, so that the verdicts can compare tries taken together;
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import ipaddress
 import json
 import logging
@@ -179,6 +183,17 @@ def run_baseline(names_path: Path, port: int, concurrency: int) -> dict[str, Any
                       "--concurrency", str(concurrency)], "baseline")
 
 
+def run_peer(peer: str, items_path: Path, port: int, concurrency: int,
+             zones: tuple[str, ...]) -> dict[str, Any]:
+    return _run_json(["-m", "bench.peers", peer, str(items_path), "--zones", ",".join(zones),
+                      "--port", str(port), "--concurrency", str(concurrency)], peer)
+
+
+def installed_peers() -> list[str]:
+    """The peers of ``bench.peers`` importable here; the rest are left out, and said so."""
+    return [peer for peer in report.PEERS[1:] if importlib.util.find_spec(peer) is not None]
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -226,6 +241,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     query_file, subset_file = work / "queries.txt", work / "baseline-names.txt"
     write_query_file(query_file, names)
     subset_file.write_text("\n".join(subset) + "\n")
+    # pydnsbl asks every zone for each IP: as many IPs as make the subset's size.
+    peer_ips = sorted(rng.sample(data.ips, min(len(data.ips), max(
+        1, len(subset) // len(data.zones)))), key=ipaddress.IPv4Address)
+    ips_file = work / "peer-ips.txt"
+    ips_file.write_text("\n".join(peer_ips) + "\n")
+    peers = installed_peers()
     _say(f"{len(data.ips):,} IPs × {len(data.zones)} zones = {len(names):,} questions "
          f"({data.listings():,} listings); baseline on {len(subset):,}; "
          f"concurrency {args.concurrency}"
@@ -254,6 +275,10 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     result = run_dnsperf(query_file, stack.resolver_port, conc)
                 elif tool == "floor":
                     result = run_floor(query_file, stack.resolver_port, conc)
+                elif tool == "aiodns":
+                    result = run_peer(tool, subset_file, stack.resolver_port, conc, data.zones)
+                elif tool == "pydnsbl":
+                    result = run_peer(tool, ips_file, stack.resolver_port, conc, data.zones)
                 else:
                     result = run_baseline(subset_file, stack.resolver_port, conc)
                 spent, dropped = stack.daemon_cpu_seconds(), udp_receive_drops()
@@ -277,12 +302,17 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 shift = (attempt + n) % len(PAIRED)
                 for tool in PAIRED[shift:] + PAIRED[:shift]:
                     measure_cell(conc, tool)
-        for conc in args.concurrency:  # the slow baseline: once
-            measure_cell(conc, "baseline")
+        missing = sorted(set(report.PEERS[1:]) - set(peers))
+        if missing:
+            _say(f"not installed, not measured: {', '.join(missing)} "
+                 "(pip install -r bench/requirements.txt)")
+        for tool in ("baseline", *peers):  # the slow Python peers: once each
+            for conc in args.concurrency:
+                measure_cell(conc, tool)
         runs = [{"concurrency": conc,
                  **{tool: {phase: _best_attempt(tried[conc, tool, phase])
                            for phase in report.PHASES}
-                    for tool in (*PAIRED, "baseline")}}
+                    for tool in (*PAIRED, "baseline", *peers)}}
                 for conc in args.concurrency]
         render_set = None
         if args.render_series:
@@ -312,6 +342,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "questions": len(names),
         "baseline_questions": len(subset),
+        "peer_ips": len(peer_ips),
         "listings": data.listings(),
         "versions": _versions(),
         "unbound_config": stack.unbound_config_text(),
@@ -346,6 +377,12 @@ def print_report(results: dict[str, Any], out: Path) -> None:
              "the datagrams the kernel dropped meanwhile (median over tries and "
              "concurrencies, range in brackets)")
         _say(resolver)
+    peers = report.peers_text(results["runs"])
+    if peers:
+        _say(f"The Python peers issue 7 names, best rate over concurrency (on "
+             f"{results['baseline_questions']:,}-question subsets; pydnsbl on "
+             f"{results.get('peer_ips', 0):,} IPs × every zone)")
+        _say(peers)
     floor = report.floor_text(results["runs"])
     if floor:
         _say("For reference, not a target: the least a Python client does (bench/floor.py), "

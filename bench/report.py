@@ -14,6 +14,10 @@ RENDER_SERIES = 250_000
 RSS_MB = 300.0
 
 PHASES = ("cold", "warm")
+#: The Python peers issue 7 names, as the harness's tools: dnspython's asyncresolver
+#: (the baseline), aiodns and pydnsbl (bench.peers), by the names the report prints.
+PEERS = ("baseline", "aiodns", "pydnsbl")
+_PEER_NAMES = {"baseline": "dnspython", "aiodns": "aiodns", "pydnsbl": "pydnsbl"}
 
 
 def _rate(run: dict[str, Any], tool: str, phase: str) -> float:
@@ -123,6 +127,9 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None,
                     else f"{got:.1%} ({best_text})")
         out.append({"target": target, "measured": measured, "value": got,
                     "pass": got >= share, "paired_ratios": ratios, "best_ratio": best})
+    peers = _peers_verdict(runs)
+    if peers is not None:
+        out.append(peers)
     exps = [r["exporter"][p] for r in runs for p in PHASES]
     out.append(_render_verdict(exps, render_set))
     rss = max(x["peak_rss_mb"] for x in exps)
@@ -137,6 +144,41 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None,
             "value": sent, "pass": sent == 1,
         })
     return out
+
+
+def _peer_bests(runs: list[dict[str, Any]], phase: str) -> dict[str, float]:
+    """Each measured peer's best rate over concurrency in ``phase``, by printed name."""
+    return {_PEER_NAMES[tool]: _best(runs, tool, phase)[0]
+            for tool in PEERS if all(tool in r for r in runs)}
+
+
+def _peers_verdict(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """"Ahead of every Python peer": the exporter's best complete cycle, cold and warm,
+    faster than each peer's best, in the same run. None when no peer was measured."""
+    parts, ahead = [], True
+    for phase in PHASES:
+        bests = _peer_bests(runs, phase)
+        if not bests:
+            return None
+        complete = [r for r in runs if r["exporter"][phase]["failed_runs"] == 0]
+        mine = _best(complete, "exporter", phase)[0] if complete else 0.0
+        name, fastest = max(bests.items(), key=lambda kv: kv[1])
+        ahead = ahead and mine > fastest
+        parts.append(f"{phase} {mine:,.0f} q/s against {name}'s {fastest:,.0f} "
+                     f"({mine / fastest:.1f}×)" if fastest else f"{phase}: no peer rate")
+    return {"target": "cycle ahead of every Python peer measured (" + ", ".join(
+                _peer_bests(runs, PHASES[0])) + ")",
+            "measured": "; ".join(parts), "value": ahead, "pass": ahead}
+
+
+def peers_text(runs: list[dict[str, Any]]) -> str:
+    """One line per phase: every measured peer's best rate, fastest first."""
+    lines = []
+    for phase in PHASES:
+        bests = sorted(_peer_bests(runs, phase).items(), key=lambda kv: -kv[1])
+        if bests:
+            lines.append(f"  {phase}: " + ", ".join(f"{n} {q:,.0f} q/s" for n, q in bests))
+    return "\n".join(lines)
 
 
 def _render_verdict(exps: list[dict[str, Any]],
@@ -235,6 +277,12 @@ def verdict_text(items: list[dict[str, Any]]) -> str:
                      for v in items)
 
 
+#: The plot's lines: (tool, matplotlib format, legend), the exporter's and its ceiling first.
+_PLOTTED = (("dnsperf", "s--", "dnsperf (ceiling)"), ("exporter", "o-", "exporter"),
+            ("floor", "d-.", "Python floor"), ("pydnsbl", "v:", "pydnsbl"),
+            ("aiodns", "x:", "aiodns"), ("baseline", "^:", "dnspython (baseline)"))
+
+
 def plot(runs: list[dict[str, Any]], path: Path, title: str) -> str:
     """Throughput against concurrency, cold and warm; '' when written, else why not."""
     try:
@@ -247,8 +295,9 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     xs = [r["concurrency"] for r in runs]
     for ax, phase in zip(axes, PHASES, strict=True):
-        for tool, style in (("dnsperf", "s--"), ("exporter", "o-"), ("baseline", "^:")):
-            ax.plot(xs, [_rate(r, tool, phase) for r in runs], style, label=tool)
+        for tool, style, label in _PLOTTED:
+            if all(tool in r for r in runs):  # a tool not measured (an older run) is left out
+                ax.plot(xs, [_rate(r, tool, phase) for r in runs], style, label=label)
         bad = [r for r in runs if r["exporter"][phase]["failed_runs"]]
         if bad:  # a cycle with failed runs did not do all the work: mark it, do not hide it
             ax.plot([r["concurrency"] for r in bad], [_rate(r, "exporter", phase) for r in bad],
@@ -259,9 +308,11 @@ def plot(runs: list[dict[str, Any]], path: Path, title: str) -> str:
         ax.set_xlabel("questions in flight (concurrency)")
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("queries per second")
-    axes[0].legend()
+    # Below the panels: inside, it hid a line wherever it went.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -2,8 +2,10 @@
 
 No timing assertions: a loaded CI machine may be slow. What must hold at any
 speed: the harness completes, prints the ratios and the verdicts, writes its
-results, the exporter's cycle answered every question without a failed run,
-and the SPF include was sent once for every domain that asked for it.
+results and its plot, the exporter's cycle answered every question without a
+failed run, the Python peers got the same answers as dnspython, the render set
+reached its series count, and the SPF include was sent once for every domain
+that asked for it.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     text = res.stdout
     for heading in ("exporter/ceiling", "exporter/baseline", "Targets (issue 7",
-                    "its CPU per question: dnsperf "):
+                    "its CPU per question: dnsperf ", "The Python peers issue 7 names",
+                    "cycle ahead of every Python peer measured (dnspython, aiodns, pydnsbl)"):
         assert heading in text, text
     assert "PASS" in text or "MISS" in text
+    # The plot of every tool's throughput (matplotlib is in the test extra).
+    assert (out / "throughput.png").read_bytes().startswith(b"\x89PNG"), text
 
     results = json.loads((out / "results.json").read_text())
     ips, zones = results["params"]["ips"], results["params"]["zones"]
@@ -66,6 +71,13 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
             base = run["baseline"][phase]
             assert base["questions"] == results["baseline_questions"]
             assert sum(base["outcomes"].values()) == base["questions"]
+            # The other Python peers (the test extra installs them) got the same answers:
+            # aiodns on the baseline's names, pydnsbl on IPs × every zone.
+            aiodns, pydnsbl = run["aiodns"][phase], run["pydnsbl"][phase]
+            assert aiodns["outcomes"] == base["outcomes"], (aiodns, base)
+            assert pydnsbl["questions"] == results["peer_ips"] * zones
+            assert pydnsbl["outcomes"]["error"] == 0, pydnsbl
+            assert sum(pydnsbl["outcomes"].values()) == pydnsbl["questions"]
     dedup = results["dedup"]
     assert dedup["runs_successful"] == dedup["domains"] == dedup["spf_valid"]
     assert dedup["include_asked"] == dedup["domains"]

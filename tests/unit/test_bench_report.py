@@ -170,3 +170,30 @@ def test_extra_senders_follow_the_generated_ones() -> None:
     assert extra_senders(data, 2) == ["198.18.0.4", "198.18.0.5"]
     with pytest.raises(ValueError, match="do not fit"):
         extra_senders(data, 200_000)
+
+
+def test_the_exporter_must_be_ahead_of_every_peer_in_both_phases() -> None:
+    runs = [_run(64, {"cold": [90.0], "warm": [300.0]}, {"cold": [100.0], "warm": [400.0]}),
+            _run(256, {"cold": [95.0], "warm": [280.0]}, {"cold": [100.0], "warm": [400.0]})]
+
+    def peers_verdict() -> dict[str, Any] | None:
+        return next((v for v in report.verdicts(runs, None)
+                     if v["target"].startswith("cycle ahead")), None)
+
+    # Only the baseline is required: without aiodns and pydnsbl the verdict names it alone.
+    verdict = peers_verdict()
+    assert verdict is not None and verdict["pass"]
+    assert verdict["target"] == "cycle ahead of every Python peer measured (dnspython)"
+    for run, aiodns, pydnsbl in ((runs[0], [20.0], [96.0]), (runs[1], [30.0], [60.0])):
+        run["aiodns"] = {p: _cell(aiodns) for p in report.PHASES}
+        run["pydnsbl"] = {p: _cell(pydnsbl) for p in report.PHASES}
+    # pydnsbl's best cold (96 at 64) beats the exporter's best cold (95 at 256).
+    verdict = peers_verdict()
+    assert verdict is not None and not verdict["pass"]
+    assert "cold 95 q/s against pydnsbl's 96" in verdict["measured"]
+    assert report.peers_text(runs).splitlines()[0] == \
+        "  cold: pydnsbl 96 q/s, aiodns 30 q/s, dnspython 1 q/s"
+    runs[1]["exporter"]["cold"]["queries_per_second"] = 97.0
+    verdict = peers_verdict()
+    assert verdict is not None and verdict["pass"]
+    assert verdict["target"].endswith("(dnspython, aiodns, pydnsbl)")
