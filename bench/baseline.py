@@ -22,6 +22,8 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from bench.rss import peak_rss_mb
+
 
 async def run(names: list[str], port: int, concurrency: int, timeout: float) -> dict[str, Any]:
     resolver = dns.asyncresolver.Resolver(configure=False)
@@ -59,7 +61,7 @@ async def run(names: list[str], port: int, concurrency: int, timeout: float) -> 
         "outcomes": dict(outcomes),
         "cpu_seconds": cpu,
         "cpu_us_per_query": cpu / len(names) * 1e6 if names else 0.0,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.rss import peak_rss_mb
 from exporter.app import Exporter
 from exporter.checks.dnsbl import DnsblCheck
 from exporter.config import build_config
@@ -78,8 +79,7 @@ async def run_cycle(raw_config: dict[str, Any]) -> dict[str, Any]:
         "render_second_seconds": render_second,
         "metrics_bytes": len(body),
         "series": count_series(body),
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

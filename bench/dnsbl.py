@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import importlib.util
 import ipaddress
 import json
@@ -78,10 +79,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--spf-domains", type=int, default=1000,
                    help="domains sharing one SPF include (default %(default)s)")
     p.add_argument("--render-series", type=int, default=report.RENDER_SERIES,
-                   help="after the tries, one more cycle (on the warm unbound) with as many "
-                        "senders added as it takes for /metrics to hold at least this many "
-                        "series; its first render is part of the render verdict, whose "
-                        "target is for 250,000 (default %(default)s; 0: no such cycle)")
+                   help="after the tries, one more cycle (at the last concurrency listed) "
+                        "with as many senders added as it takes for /metrics to hold at "
+                        "least this many series; its first render is part of the render "
+                        "verdict, whose target is for 250,000 (default %(default)s; 0: no "
+                        "such cycle; small --ips and --zones make it a large cycle)")
     p.add_argument("--listed-share", type=float, default=0.01,
                    help="share of the IPs each zone lists (default %(default)s)")
     p.add_argument("--unbound-threads", type=int, default=1,
@@ -134,13 +136,16 @@ def extra_senders(data: BenchData, n: int) -> list[str]:
 
 
 def measure_render_set(data: BenchData, port: int, concurrency: int, series: int,
-                       want: int, work: Path) -> dict[str, Any]:
+                       want: int, work: Path) -> dict[str, Any] | None:
     """One cycle with senders added until ``/metrics`` holds at least ``want`` series,
     for the render target: the 10,000 × 20 set makes about 242,000, not 250,000.
+    None when the tries' cycles already made that many.
 
     Each sender adds at least one series per zone (its listing gauge), so adding
     ``(want - series) / zones`` of them reaches ``want`` or overshoots a little; a
-    shortfall (never seen) adds more and runs again.
+    shortfall (never seen) adds more and runs again. When the senders needed do not
+    fit in the benchmark's address range (a few zones and a large ``want``), nothing
+    is run and the result says why: the render verdict then falls short, visibly.
     """
     extra: list[str] = []
     result: dict[str, Any] = {"series": series}
@@ -148,13 +153,16 @@ def measure_render_set(data: BenchData, port: int, concurrency: int, series: int
         if result["series"] >= want:
             break
         more = -(-(want - result["series"]) // len(data.zones))
-        extra = extra_senders(data, len(extra) + more)
+        try:
+            extra = extra_senders(data, len(extra) + more)
+        except ValueError as exc:
+            return dict(result, skipped=f"no render set of {want:,} series: {exc}")
         config = exporter_config(data, port, concurrency)
         config["senders"] = [*data.ips, *extra]
         path = work / "exporter-render-set.json"
         path.write_text(json.dumps(config))
         result = dict(run_exporter(path), senders=len(config["senders"]))
-    return result
+    return result if "senders" in result else None
 
 
 def _run_json(argv: list[str], what: str) -> dict[str, Any]:
@@ -201,6 +209,11 @@ def _say(text: str) -> None:
 def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "cpus": str(os.cpu_count()),
            "machine": platform.machine()}
+    for package in ("aiodns", "pycares", "pydnsbl"):  # the Python peers, when installed
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     for name, flag in (("unbound", "-V"), ("dnsperf", "-h"), ("rbldnsd", "-h")):
         binary = which(name)
         if binary is None:
@@ -244,6 +257,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     # pydnsbl asks every zone for each IP: as many IPs as make the subset's size.
     peer_ips = sorted(rng.sample(data.ips, min(len(data.ips), max(
         1, len(subset) // len(data.zones)))), key=ipaddress.IPv4Address)
+    peer_listed = sum(ip in data.listed[zone] for ip in peer_ips for zone in data.zones)
     ips_file = work / "peer-ips.txt"
     ips_file.write_text("\n".join(peer_ips) + "\n")
     peers = installed_peers()
@@ -319,13 +333,14 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             series = max(r["exporter"][phase]["series"] for r in runs for phase in report.PHASES)
             render_set = measure_render_set(data, stack.resolver_port, args.concurrency[-1],
                                             series, args.render_series, work)
-            if "senders" in render_set:
+            if render_set is not None and "skipped" in render_set:
+                _say(render_set["skipped"])
+            elif render_set is not None:
                 _say(f"render set: {render_set['senders']:,} senders × {len(data.zones)} zones, "
                      f"{render_set['series']:,} series, first /metrics render "
                      f"{render_set['render_first_seconds']:.3f} s, second "
-                     f"{render_set['render_second_seconds']:.3f} s")
-            else:  # the tries' cycles already made enough series
-                render_set = None
+                     f"{render_set['render_second_seconds']:.3f} s, peak RSS "
+                     f"{render_set['peak_rss_mb']:.0f} MB")
         profile_path = None
         if args.profile:
             profile_path = args.out / "profile.txt"
@@ -343,6 +358,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "questions": len(names),
         "baseline_questions": len(subset),
         "peer_ips": len(peer_ips),
+        "peer_listings": peer_listed,
         "listings": data.listings(),
         "versions": _versions(),
         "unbound_config": stack.unbound_config_text(),

@@ -5,7 +5,8 @@
 
 Each asks its questions (type A) of the benchmark's unbound on 127.0.0.1 and
 prints one JSON object as ``bench.baseline`` does: the rate, the outcomes, CPU
-(its resolver thread's included) and peak RSS. ``aiodns`` (c-ares underneath)
+(its resolver thread's included) and peak RSS, with the exporter's timeout and
+tries in the benchmark (2 s, 3). ``aiodns`` (c-ares underneath)
 asks every name of the file, bounded by a semaphore; ``pydnsbl`` checks every IP
 of the file against every zone with ``DNSBLIpChecker`` the way its README shows,
 with its own concurrency limit. Both come from ``bench/requirements.txt``.
@@ -20,11 +21,17 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-#: c-ares error numbers (``aiodns.error.DNSError.args[0]``) by outcome.
-_ARES_OUTCOMES = {1: "nodata", 4: "nxdomain", 12: "timeout", 11: "refused"}
+from bench.rss import peak_rss_mb
+
+#: c-ares error numbers (``aiodns.error.DNSError.args[0]``, ares.h) by outcome.
+_ARES_OUTCOMES = {1: "nodata", 3: "servfail", 4: "nxdomain", 6: "refused",
+                  11: "connection refused", 12: "timeout"}
+#: The exporter's settings in the benchmark (``resolver.timeout: 2s``, ``attempts: 3``).
+TIMEOUT, TRIES = 2.0, 3
 
 
 def loopback_resolver(port: int, timeout: float, tries: int) -> Any:
@@ -42,7 +49,7 @@ async def run_aiodns(names: list[str], port: int, concurrency: int,
                      timeout: float) -> dict[str, Any]:
     import aiodns.error
 
-    resolver = loopback_resolver(port, timeout, tries=2)
+    resolver = loopback_resolver(port, timeout, TRIES)
     limit = asyncio.Semaphore(concurrency)
     outcomes: Counter[str] = Counter()
 
@@ -54,18 +61,33 @@ async def run_aiodns(names: list[str], port: int, concurrency: int,
             except aiodns.error.DNSError as exc:
                 outcomes[_ARES_OUTCOMES.get(exc.args[0], f"error {exc.args[0]}")] += 1
 
-    return await _timed(len(names), outcomes, asyncio.gather(*(one(n) for n in names)))
+    async def ask_all() -> None:
+        await asyncio.gather(*(one(n) for n in names))
+
+    return await _timed(len(names), outcomes, ask_all)
 
 
-async def run_pydnsbl(ips: list[str], zones: list[str], port: int, concurrency: int,
-                      timeout: float) -> dict[str, Any]:
+def _pydnsbl_checker(zones: list[str], port: int, concurrency: int, timeout: float) -> Any:
+    """pydnsbl's ``DNSBLIpChecker``, its resolver replaced by one that asks only the port."""
+    import aiodns
     from pydnsbl import DNSBLIpChecker
     from pydnsbl.providers import Provider
 
     checker = DNSBLIpChecker(providers=[Provider(z) for z in zones], timeout=timeout,
-                             concurrency=concurrency, loop=asyncio.get_running_loop())
-    # Its resolver comes from resolv.conf: replaced before it asks anything.
-    checker._resolver = loopback_resolver(port, timeout, tries=2)
+                             tries=TRIES, concurrency=concurrency,
+                             loop=asyncio.get_running_loop())
+    # It builds its resolver from resolv.conf (it asks nothing yet) and asks every
+    # question through ``_resolver``: if a release renamed that, replacing it would
+    # silently leave the system's resolvers in place. Refuse to run instead.
+    if not isinstance(getattr(checker, "_resolver", None), aiodns.DNSResolver):
+        raise RuntimeError("this pydnsbl has no aiodns _resolver to point at the bench port")
+    checker._resolver = loopback_resolver(port, timeout, TRIES)
+    return checker
+
+
+async def run_pydnsbl(ips: list[str], zones: list[str], port: int, concurrency: int,
+                      timeout: float) -> dict[str, Any]:
+    checker = _pydnsbl_checker(zones, port, concurrency, timeout)
     outcomes: Counter[str] = Counter()
 
     async def check_all() -> None:
@@ -75,13 +97,15 @@ async def run_pydnsbl(ips: list[str], zones: list[str], port: int, concurrency: 
             outcomes["ok"] += listed
             outcomes["nxdomain"] += len(result.providers) - failed - listed
 
-    return await _timed(len(ips) * len(zones), outcomes, check_all())
+    return await _timed(len(ips) * len(zones), outcomes, check_all)
 
 
-async def _timed(questions: int, outcomes: Counter[str], work: Any) -> dict[str, Any]:
+async def _timed(questions: int, outcomes: Counter[str],
+                 work: Callable[[], Awaitable[None]]) -> dict[str, Any]:
+    """Run ``work()``, its tasks' creation included, and measure it."""
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.perf_counter()
-    await work
+    await work()
     wall = time.perf_counter() - wall0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
@@ -91,7 +115,7 @@ async def _timed(questions: int, outcomes: Counter[str], work: Any) -> dict[str,
         "queries_per_second": questions / wall if wall else 0.0,
         "outcomes": dict(outcomes),
         "cpu_seconds": cpu,
-        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -103,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--zones", default="", help="pydnsbl: comma-separated zones")
     p.add_argument("--port", type=int, required=True, help="the unbound port on 127.0.0.1")
     p.add_argument("--concurrency", type=int, default=256)
-    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--timeout", type=float, default=TIMEOUT,
+                   help="seconds per try, %(default)s as the exporter's in the benchmark")
     args = p.parse_args(argv)
     items = [n for n in args.items.read_text().split() if n]
     if args.peer == "aiodns":

@@ -132,9 +132,7 @@ def verdicts(runs: list[dict[str, Any]], dedup: dict[str, Any] | None,
         out.append(peers)
     exps = [r["exporter"][p] for r in runs for p in PHASES]
     out.append(_render_verdict(exps, render_set))
-    rss = max(x["peak_rss_mb"] for x in exps)
-    out.append({"target": f"peak RSS <= {RSS_MB:g} MB", "measured": f"{rss:.0f} MB",
-                "value": rss, "pass": rss <= RSS_MB})
+    out.append(_rss_verdict(exps, render_set))
     if dedup is not None:
         sent = dedup["include_sent"]
         out.append({
@@ -190,9 +188,11 @@ def _render_verdict(exps: list[dict[str, Any]],
     slowest = max(exps, key=lambda x: x["render_first_seconds"])
     render, series = slowest["render_first_seconds"], slowest["series"]
     cycles = f"{render:.3f} s for {series:,} series (slowest first render after a cycle)"
-    if render_set is None:
+    if render_set is None or "skipped" in render_set:
         note = "" if series >= RENDER_SERIES else f"; only {series:,} series, target is for " \
             f"{RENDER_SERIES:,}"
+        if render_set is not None:
+            note += f" ({render_set['skipped']})"
         return {"target": target, "measured": cycles + note, "value": render,
                 "pass": render <= RENDER_SECONDS and series >= RENDER_SERIES}
     big, big_series = render_set["render_first_seconds"], render_set["series"]
@@ -204,6 +204,19 @@ def _render_verdict(exps: list[dict[str, Any]],
             "value": value,
             "pass": value <= RENDER_SECONDS and big_series >= RENDER_SERIES
             and render_set["failed_runs"] == 0}
+
+
+def _rss_verdict(exps: list[dict[str, Any]],
+                 render_set: dict[str, Any] | None) -> dict[str, Any]:
+    """The target is for the 10,000 × 20 set; the larger render set's peak counts too."""
+    rss = max(x["peak_rss_mb"] for x in exps)
+    measured, value = f"{rss:.0f} MB", rss
+    if render_set is not None and "peak_rss_mb" in render_set:
+        big = render_set["peak_rss_mb"]
+        measured += f" ({big:.0f} MB for the render set's {render_set['senders']:,} senders)"
+        value = max(rss, big)
+    return {"target": f"peak RSS <= {RSS_MB:g} MB", "measured": measured,
+            "value": value, "pass": value <= RSS_MB}
 
 
 def floor_text(runs: list[dict[str, Any]]) -> str:

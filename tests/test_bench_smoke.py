@@ -77,6 +77,8 @@ def test_bench_smoke_completes_and_prints_ratios(tmp_path: Path) -> None:
             assert aiodns["outcomes"] == base["outcomes"], (aiodns, base)
             assert pydnsbl["questions"] == results["peer_ips"] * zones
             assert pydnsbl["outcomes"]["error"] == 0, pydnsbl
+            # Listed answers come only from the bench's rbldnsd: they show it was asked.
+            assert pydnsbl["outcomes"]["ok"] == results["peer_listings"] > 0, pydnsbl
             assert sum(pydnsbl["outcomes"].values()) == pydnsbl["questions"]
     dedup = results["dedup"]
     assert dedup["runs_successful"] == dedup["domains"] == dedup["spf_valid"]

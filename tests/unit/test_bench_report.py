@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import report
-from bench.dnsbl import _best_attempt, extra_senders
+from bench.dnsbl import _best_attempt, extra_senders, measure_render_set
 from bench.stack import generate
 
 
@@ -197,3 +198,26 @@ def test_the_exporter_must_be_ahead_of_every_peer_in_both_phases() -> None:
     verdict = peers_verdict()
     assert verdict is not None and verdict["pass"]
     assert verdict["target"].endswith("(dnspython, aiodns, pydnsbl)")
+
+
+def test_the_render_set_counts_for_rss_and_a_skipped_one_says_why() -> None:
+    runs = [_run(64, {"cold": [90.0], "warm": [31.0]}, {"cold": [100.0], "warm": [100.0]})]
+    for phase in report.PHASES:
+        runs[0]["exporter"][phase].update(series=242_132, peak_rss_mb=251.0)
+    big = {"senders": 10_394, "series": 251_588, "render_first_seconds": 0.4,
+           "render_second_seconds": 0.1, "failed_runs": 0, "peak_rss_mb": 301.0}
+    rss = next(v for v in report.verdicts(runs, None, big) if v["target"].startswith("peak"))
+    assert rss["measured"] == "251 MB (301 MB for the render set's 10,394 senders)"
+    assert rss["value"] == 301.0 and not rss["pass"]
+    skipped = {"series": 242_132, "skipped": "no render set of 250,000 series: too many"}
+    render = _render(runs, skipped)
+    assert not render["pass"] and render["measured"].endswith(
+        "only 242,132 series, target is for 250,000 (no render set of 250,000 series: too many)")
+
+
+def test_a_render_set_that_does_not_fit_is_not_run(tmp_path: Path) -> None:
+    # One zone: 250,000 series would need more senders than 198.18.0.0/15 holds.
+    got = measure_render_set(generate(10, 1), 53, 64, 20, 250_000, tmp_path)
+    assert got is not None and got["skipped"].startswith("no render set of 250,000 series")
+    assert not list(tmp_path.iterdir())  # no exporter config written, no cycle run
+    assert measure_render_set(generate(10, 1), 53, 64, 300_000, 250_000, tmp_path) is None
