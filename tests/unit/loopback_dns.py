@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import dns.message
 
@@ -25,3 +26,16 @@ class LoopbackServer(asyncio.DatagramProtocol):
         reply = self.handler(query)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply.to_wire(), addr)
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Callable[[dns.message.Message], dns.message.Message | None]
+                  ) -> AsyncIterator[tuple[LoopbackServer, int]]:
+    """A ``LoopbackServer`` on 127.0.0.1 and an ephemeral port, for the ``with`` block."""
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: LoopbackServer(handler), local_addr=("127.0.0.1", 0))
+    try:
+        yield server, transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()

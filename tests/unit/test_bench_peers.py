@@ -3,7 +3,6 @@ what they are told: against an in-process blocklist on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import dns.message
@@ -13,7 +12,7 @@ import dns.rrset
 import pytest
 
 from bench import peers
-from tests.unit.loopback_dns import LoopbackServer
+from tests.unit.loopback_dns import LoopbackServer, serving
 
 pytest.importorskip("aiodns")
 pytest.importorskip("pydnsbl")
@@ -37,11 +36,8 @@ def blocklist(query: dns.message.Message) -> dns.message.Message:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[tuple[LoopbackServer, int]]:
-    loop = asyncio.get_running_loop()
-    transport, server = await loop.create_datagram_endpoint(
-        lambda: LoopbackServer(blocklist), local_addr=("127.0.0.1", 0))
-    yield server, transport.get_extra_info("sockname")[1]
-    transport.close()
+    async with serving(blocklist) as served:
+        yield served
 
 
 def names() -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import dns.message
@@ -20,7 +19,7 @@ from exporter.dns import DnsResolver, Outcome, QueryStats, Upstream
 from exporter.scheduler import run_batch_once, run_once
 from tests.fakes import FakeResolver
 from tests.unit.helpers import context
-from tests.unit.loopback_dns import LoopbackServer
+from tests.unit.loopback_dns import LoopbackServer, serving
 
 CONFIG = """
 dnsbl:
@@ -52,11 +51,8 @@ def blocklist(query: dns.message.Message) -> dns.message.Message:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[tuple[LoopbackServer, int]]:
-    loop = asyncio.get_running_loop()
-    transport, server = await loop.create_datagram_endpoint(
-        lambda: LoopbackServer(blocklist), local_addr=("127.0.0.1", 0))
-    yield server, transport.get_extra_info("sockname")[1]
-    transport.close()
+    async with serving(blocklist) as served:
+        yield served
 
 
 def ip_targets(check: DnsblCheck, ctx: CheckContext) -> list[Target]:
