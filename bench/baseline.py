@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from bench.rss import peak_rss_mb
+from bench.usage import timed
 
 
 async def run(names: list[str], port: int, concurrency: int, timeout: float) -> dict[str, Any]:
@@ -48,21 +46,10 @@ async def run(names: list[str], port: int, concurrency: int, timeout: float) -> 
             except dns.exception.DNSException as exc:
                 outcomes[type(exc).__name__] += 1
 
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    wall0 = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in names))
-    wall = time.perf_counter() - wall0
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    return {
-        "questions": len(names),
-        "wall_seconds": wall,
-        "queries_per_second": len(names) / wall if wall else 0.0,
-        "outcomes": dict(outcomes),
-        "cpu_seconds": cpu,
-        "cpu_us_per_query": cpu / len(names) * 1e6 if names else 0.0,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    async def ask_all() -> None:
+        await asyncio.gather(*(one(n) for n in names))
+
+    return await timed(len(names), outcomes, ask_all)
 
 
 def main(argv: list[str] | None = None) -> int:

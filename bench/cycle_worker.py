@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.rss import peak_rss_mb
+from bench.usage import peak_rss_mb
 from exporter.app import Exporter
 from exporter.checks.dnsbl import DnsblCheck
 from exporter.config import build_config

@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import sys
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench.rss import peak_rss_mb
+from bench.usage import timed
 
 #: c-ares error numbers (``aiodns.error.DNSError.args[0]``, ares.h) by outcome.
 _ARES_OUTCOMES = {1: "nodata", 3: "servfail", 4: "nxdomain", 6: "refused",
@@ -64,7 +61,7 @@ async def run_aiodns(names: list[str], port: int, concurrency: int,
     async def ask_all() -> None:
         await asyncio.gather(*(one(n) for n in names))
 
-    return await _timed(len(names), outcomes, ask_all)
+    return await timed(len(names), outcomes, ask_all)
 
 
 def _pydnsbl_checker(zones: list[str], port: int, concurrency: int, timeout: float) -> Any:
@@ -97,26 +94,7 @@ async def run_pydnsbl(ips: list[str], zones: list[str], port: int, concurrency: 
             outcomes["ok"] += listed
             outcomes["nxdomain"] += len(result.providers) - failed - listed
 
-    return await _timed(len(ips) * len(zones), outcomes, check_all)
-
-
-async def _timed(questions: int, outcomes: Counter[str],
-                 work: Callable[[], Awaitable[None]]) -> dict[str, Any]:
-    """Run ``work()``, its tasks' creation included, and measure it."""
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
-    wall0 = time.perf_counter()
-    await work()
-    wall = time.perf_counter() - wall0
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (usage.ru_utime + usage.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-    return {
-        "questions": questions,
-        "wall_seconds": wall,
-        "queries_per_second": questions / wall if wall else 0.0,
-        "outcomes": dict(outcomes),
-        "cpu_seconds": cpu,
-        "peak_rss_mb": peak_rss_mb(),
-    }
+    return await timed(len(ips) * len(zones), outcomes, check_all)
 
 
 def main(argv: list[str] | None = None) -> int:
